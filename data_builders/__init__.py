@@ -1,0 +1,20 @@
+"""TFDS builders for micro- and macro-expression corpora (array_record, no TensorFlow).
+
+Importing a builder's module registers it with TFDS under its name; import
+each module under one name only (TFDS refuses a second registration).
+"""
+
+import importlib
+
+# Dataset name -> module that registers its builder.
+BUILDER_MODULES = {
+    "synthetic_me": "data_builders.synthetic_me",
+}
+
+
+def import_builder(name: str):
+    """Register the builder of `name` ('dataset' or 'dataset/config') and return its module."""
+    dataset = name.split("/")[0]
+    if dataset not in BUILDER_MODULES:
+        raise KeyError(f"unknown dataset {dataset!r}; known: {sorted(BUILDER_MODULES)}")
+    return importlib.import_module(BUILDER_MODULES[dataset])

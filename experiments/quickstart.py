@@ -1,0 +1,43 @@
+"""Quick start: Micro-Attention LOSO sweep on the synthetic CASME II-shaped corpus, on a CPU.
+
+26 folds (one per synthetic subject, ~246 clips, 5 classes), apex frames at
+56x56 grey-scale with random 48x48 crops, a narrow (width 16) pre-activation
+ResNet-10 with micro-attention, class-balanced SGD. Every fold trains in one
+compiled program; about 4 minutes on a 2-core CPU.
+
+    mer-jax sweep experiments/quickstart.py --workdir runs/quickstart
+
+`:tiny` shrinks it to the `tiny` synthetic corpus for smoke tests (seconds).
+`--set model_kwargs.attention=False` runs the plain ResNet-10 ablation.
+"""
+
+from mer_jax import config as config_lib
+
+
+def get_config(arg=None):
+    c = config_lib.base()
+    # Data section.
+    c.dataset = "synthetic_me/casme2"
+    c.input.image_size = 56
+    c.input.channels = 1
+    c.augment.crop_size = 48
+    c.augment.color_shift = 20.0
+    # Model section.
+    c.model = "micro_attention"
+    c.model_kwargs.width = 16
+    # Training section.
+    c.train.epochs = 8
+    c.train.batch_size = 16
+    c.optimizer.lr = 0.01
+    c.optimizer.decay_every_epochs = 6
+
+    if arg == "tiny":
+        c.dataset = "synthetic_me/tiny"
+        c.input.image_size = 32
+        c.augment.crop_size = 28
+        c.model_kwargs.width = 4
+        c.train.epochs = 2
+        c.train.batch_size = 8
+    elif arg:
+        raise ValueError(f"experiments/quickstart.py: unknown argument {arg!r} (known: tiny)")
+    return c

@@ -1,0 +1,125 @@
+"""Sweep configs: Python files in experiments/ with `get_config(arg=None)` (big_vision style).
+
+`load("experiments/quickstart.py:quick")` imports the file and calls
+`get_config("quick")`; `override(config, ["train.epochs=3"])` applies
+`--set` items, each value parsed as a Python literal (else kept as a string),
+refusing unknown keys with the key's name.
+"""
+
+import ast
+import importlib.util
+import pathlib
+
+import ml_collections
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+    """`path/to/config.py[:arg]` -> the ConfigDict its get_config(arg) returns."""
+    path, _, arg = spec.partition(":")
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"mer_jax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"config file {path} defines no get_config(arg=None)")
+    config = module.get_config(arg or None)
+    config.lock()
+    return config
+
+
+def _parse(value: str):
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def override(config: ml_collections.ConfigDict, items: list[str]) -> ml_collections.ConfigDict:
+    """Apply `key.sub=value` items in order; unknown keys and bad types name the key."""
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        parent = config
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if part not in parent:
+                raise KeyError(f"--set {item!r}: config has no key {key!r}")
+            parent = parent[part]
+        if parts[-1] not in parent:
+            raise KeyError(f"--set {item!r}: config has no key {key!r}")
+        value = _parse(raw)
+        old = parent[parts[-1]]
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        try:
+            parent[parts[-1]] = value
+        except TypeError as err:
+            raise TypeError(f"--set {item!r}: config key {key!r} {err}") from None
+    return config
+
+
+def flatten(config, prefix: str = "") -> dict:
+    """{'train.epochs': 10, ...} for reports."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, ml_collections.ConfigDict | dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def base() -> ml_collections.ConfigDict:
+    """Every key a sweep reads, with defaults; experiment files start here and override."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    # Data section.
+    c.dataset = "synthetic_me/casme2"
+    c.data_dir = ""  # '' = TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.protocol = "loso"
+    c.input = ml_collections.ConfigDict(
+        {"representation": "apex", "image_size": 224, "channels": 1}
+    )
+    # Model section.
+    c.model = "micro_attention"
+    c.model_kwargs = ml_collections.ConfigDict({"width": 64, "attention": True})
+    # Training section.
+    c.train = ml_collections.ConfigDict(
+        {
+            "epochs": 30,
+            "batch_size": 10,
+            "balance": True,  # class resampling to the largest class (seed 000)
+            "epochs_per_call": 1,
+            "dtype": "float32",
+            "fold_strategy": "auto",  # auto | vmap | map | loop (engine.resolve_strategy)
+            "step_loop": "auto",  # auto | scan | python
+            "fold_group": 1,  # folds per lax.map group with fold_strategy='map'
+        }
+    )
+    c.augment = ml_collections.ConfigDict(
+        {
+            "crop_size": ml_collections.config_dict.placeholder(int),
+            "crop_mode": "random",
+            "flip": False,
+            "color_shift": 0.0,
+            "rotate_deg": 0.0,
+            "prob": 0.5,
+        }
+    )
+    # Optimizer section.
+    c.optimizer = ml_collections.ConfigDict(
+        {
+            "name": "sgd",
+            "lr": 1e-3,
+            "momentum": 0.9,
+            "weight_decay": 5e-4,
+            "schedule": "step",
+            "decay_every_epochs": 10,
+            "decay_rate": 0.1,
+        }
+    )
+    return c

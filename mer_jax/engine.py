@@ -1,0 +1,552 @@
+"""Fold-parallel training engine: every fold of a sweep trained by one compiled program.
+
+Built the PureJaxRL way: Python computes the static schedule (steps per epoch,
+padded sizes); `make_fold_fns` returns pure functions that train and evaluate
+ONE fold; `lift_over_folds` maps them over a leading fold axis (`jax.vmap`,
+`lax.map` in groups, or a Python loop over a one-fold program). Per-fold
+differences are arrays (masks, keys, indices), never Python branches.
+
+Keys (layout independent, so a fold gives the same result alone or among
+others): fold_key = fold_in(key(seed), fold_id); init from fold_in(fold_key, 0);
+epoch_key = fold_in(fold_in(fold_key, 1), epoch); step_key = fold_in(., step).
+
+Leakage guard, twice: the host checks the fold table (protocols.check_no_leakage)
+and the program counts, in every training batch, samples whose subject the
+fold holds out; a non-zero count raises LeakageError after the call.
+
+No model selection: held-out predictions after each call are recorded for
+learning curves only; the reported ones are those of the final epoch.
+"""
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from mer_jax.protocols import FoldTable, LeakageError, check_no_leakage
+
+FOLD_STRATEGIES = ("auto", "vmap", "map", "loop")
+STEP_LOOPS = ("auto", "scan", "python")
+
+
+class Data(NamedTuple):
+    """The whole dataset, on device, shared by every fold."""
+
+    images: jax.Array  # (N, H, W, C) uint8
+    labels: jax.Array  # (N,) int32
+    subjects: jax.Array  # (N,) int32 codes into the sweep's subject list
+
+
+class Folds(NamedTuple):
+    """Per-fold arrays with a leading fold axis F."""
+
+    key: jax.Array  # (F,) typed PRNG keys, fold_in(key(seed), fold_id)
+    train_mask: jax.Array  # (F, N) bool
+    heldout_subjects: jax.Array  # (F, num_subjects) bool: subjects the fold tests on
+    test_idx: jax.Array  # (F, T) int32, padded
+    test_valid: jax.Array  # (F, T) bool
+
+
+class TrainState(NamedTuple):
+    params: Any
+    model_state: Any  # mutable collections, e.g. {'batch_stats': ...}
+    opt_state: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Static numbers of a sweep, computed once in Python."""
+
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int
+    num_classes: int
+    balance: bool
+    epochs_per_call: int = 1
+    eval_batch_size: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """On-device augmentation of a training batch (Sec. 4 of the seeds).
+
+    `crop_size` None keeps the stored size; 'random' crops anywhere, 'corners'
+    takes one of the four corners or the centre (seed 000's CDE). Evaluation
+    always takes the centre crop. Colour shift and rotation fire with
+    probability `prob` each; colour shift is in 0..255 pixel units.
+    """
+
+    crop_size: int | None = None
+    crop_mode: str = "random"
+    flip: bool = False
+    color_shift: float = 0.0
+    rotate_deg: float = 0.0
+    prob: float = 0.5
+
+
+# ---------------------------------------------------------------------------
+# Epoch order: every training sample at least once per epoch, batches always full.
+# ---------------------------------------------------------------------------
+def epoch_length(train_mask: np.ndarray, labels: np.ndarray, num_classes: int, balance: bool) -> int:
+    """Slots one epoch needs for the largest fold: n_f, or (present classes x largest class)."""
+    lengths = []
+    for mask in np.asarray(train_mask, bool):
+        if balance:
+            counts = np.bincount(labels[mask], minlength=num_classes)
+            lengths.append(int((counts > 0).sum() * counts.max()))
+        else:
+            lengths.append(int(mask.sum()))
+    return max(lengths)
+
+
+def epoch_order(key, train_mask, labels, num_classes: int, length: int, balance: bool):
+    """Indices of one fold's epoch: `length` training samples in random order.
+
+    Unbalanced: a random permutation of the fold's training samples, tiled to
+    `length`. Balanced (class resampling to the largest class, as the seeds
+    do): each present class's samples in random order, tiled to the largest
+    class's count, then all slots shuffled. Only indices where `train_mask` is
+    True can come out: non-training samples sort behind every training one and
+    the slot arithmetic never reaches past a class's count.
+    """
+    order_key, shuffle_key = jax.random.split(key)
+    group = labels if balance else jnp.zeros_like(labels)
+    groups = num_classes if balance else 1
+    counts = jnp.zeros((groups,), jnp.int32).at[group].add(train_mask.astype(jnp.int32))
+    u = jax.random.uniform(order_key, labels.shape, maxval=0.5)
+    perm = jnp.argsort(jnp.where(train_mask, group + u, groups + u))
+    starts = jnp.cumsum(counts) - counts
+    present = counts > 0
+    per_group = jnp.max(counts)
+    total = jnp.sum(present) * per_group
+    slots = jnp.arange(length) % total
+    present_groups = jnp.argsort(~present, stable=True)
+    g = present_groups[slots // per_group]
+    idx = perm[starts[g] + (slots % per_group) % counts[g]]
+    return idx[jax.random.permutation(shuffle_key, length)]
+
+
+# ---------------------------------------------------------------------------
+# Augmentation (per image, vmapped over the batch).
+# ---------------------------------------------------------------------------
+def _rotate(image, angle_rad):
+    h, w = image.shape[:2]
+    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    cos, sin = jnp.cos(angle_rad), jnp.sin(angle_rad)
+    src_y = cos * (yy - cy) - sin * (xx - cx) + cy
+    src_x = sin * (yy - cy) + cos * (xx - cx) + cx
+    channels = [
+        jax.scipy.ndimage.map_coordinates(image[..., c], [src_y, src_x], order=1, mode="nearest")
+        for c in range(image.shape[-1])
+    ]
+    return jnp.stack(channels, axis=-1)
+
+
+def augment_image(key, image, aug: Augment, train: bool):
+    """uint8 (H, W, C) -> float32 (h, w, C) in [0, 1]."""
+    x = image.astype(jnp.float32) / 255.0
+    h, w = image.shape[:2]
+    size = aug.crop_size or min(h, w)
+    if size > min(h, w):
+        raise ValueError(f"config key 'augment.crop_size' {size} exceeds the stored image {h}x{w}")
+    centre = ((h - size) // 2, (w - size) // 2)
+    if not train:
+        return lax.dynamic_slice(x, (*centre, 0), (size, size, x.shape[-1]))
+    k_rot, k_rot_p, k_crop, k_flip, k_col, k_col_p = jax.random.split(key, 6)
+    if aug.rotate_deg > 0:
+        angle = jax.random.uniform(k_rot, minval=-aug.rotate_deg, maxval=aug.rotate_deg)
+        x = jnp.where(jax.random.bernoulli(k_rot_p, aug.prob), _rotate(x, jnp.deg2rad(angle)), x)
+    if aug.crop_mode == "random":
+        oy = jax.random.randint(k_crop, (), 0, h - size + 1)
+        ox = jax.random.randint(jax.random.fold_in(k_crop, 1), (), 0, w - size + 1)
+    elif aug.crop_mode == "corners":
+        choices = jnp.array([(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), centre])
+        oy, ox = choices[jax.random.randint(k_crop, (), 0, 5)]
+    else:
+        raise ValueError(f"config key 'augment.crop_mode': {aug.crop_mode!r} is not 'random' or 'corners'")
+    x = lax.dynamic_slice(x, (oy, ox, 0), (size, size, x.shape[-1]))
+    if aug.flip:
+        x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1], x)
+    if aug.color_shift > 0:
+        shift = jax.random.uniform(k_col, (x.shape[-1],), minval=-1.0, maxval=1.0) * aug.color_shift / 255.0
+        fire = jax.random.bernoulli(k_col_p, aug.prob)
+        x = jnp.clip(x + jnp.where(fire, shift, 0.0), 0.0, 1.0)
+    return x
+
+
+def augment_batch(key, images, aug: Augment, train: bool):
+    keys = jax.random.split(key, images.shape[0])
+    return jax.vmap(lambda k, im: augment_image(k, im, aug, train))(keys, images)
+
+
+# ---------------------------------------------------------------------------
+# Optimizers (optax), as the seeds use them.
+# ---------------------------------------------------------------------------
+def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
+    """SGD(+momentum) or Adam, constant or step-decayed learning rate, optional weight decay.
+
+    cfg keys: name ('sgd'|'adam'), lr, momentum, weight_decay, schedule
+    ('constant'|'step'), decay_every_epochs, decay_rate.
+    """
+    if cfg.schedule == "constant":
+        lr = cfg.lr
+    elif cfg.schedule == "step":
+        lr = optax.exponential_decay(
+            cfg.lr,
+            transition_steps=max(1, cfg.decay_every_epochs * steps_per_epoch),
+            decay_rate=cfg.decay_rate,
+            staircase=True,
+        )
+    else:
+        raise ValueError(f"config key 'optimizer.schedule': {cfg.schedule!r} is not 'constant' or 'step'")
+    if cfg.name == "sgd":
+        opt = optax.sgd(lr, momentum=cfg.momentum or None)
+    elif cfg.name == "adam":
+        opt = optax.adam(lr)
+    else:
+        raise ValueError(f"config key 'optimizer.name': {cfg.name!r} is not 'sgd' or 'adam'")
+    if cfg.weight_decay:
+        # L2 on the loss as in Caffe/PyTorch SGD: decay added to the gradient before the update.
+        return optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
+    return opt
+
+
+# ---------------------------------------------------------------------------
+# One fold: pure functions.
+# ---------------------------------------------------------------------------
+def make_fold_fns(model, tx, schedule: Schedule, aug: Augment, image_shape) -> "FoldFns":
+    """The pure one-fold functions of a sweep (see FoldFns)."""
+    size = aug.crop_size or min(image_shape[:2])
+    input_shape = (1, size, size, image_shape[-1])
+    length = schedule.steps_per_epoch * schedule.batch_size
+
+    def init(fold_key) -> TrainState:
+        variables = model.init(jax.random.fold_in(fold_key, 0), jnp.zeros(input_shape), train=False)
+        variables = dict(variables)
+        params = variables.pop("params")
+        return TrainState(params, variables, tx.init(params))
+
+    def apply(params, model_state, x, train, rng=None):
+        variables = {"params": params, **model_state}
+        if train and model_state:
+            (logits, _), new_state = model.apply(
+                variables, x, train=True, rngs={"dropout": rng}, mutable=list(model_state)
+            )
+            return logits, new_state
+        rngs = {"dropout": rng} if rng is not None else None
+        logits, _ = model.apply(variables, x, train=train, rngs=rngs)
+        return logits, model_state
+
+    def epoch_keys(fold, epoch):
+        epoch_key = jax.random.fold_in(jax.random.fold_in(fold.key, 1), epoch)
+        return jax.random.split(epoch_key)  # (order key, steps key)
+
+    def epoch_batches(fold, data, epoch):
+        """(S, B) sample indices of one fold's epoch."""
+        order_key, _ = epoch_keys(fold, epoch)
+        idx = epoch_order(
+            order_key, fold.train_mask, data.labels, schedule.num_classes, length, schedule.balance
+        )
+        return idx.reshape(schedule.steps_per_epoch, schedule.batch_size)
+
+    def train_step(state, fold, batch_idx, data, epoch, step):
+        """One SGD step on samples `batch_idx`; returns (state, (loss, leaked))."""
+        images, labels = data.images[batch_idx], data.labels[batch_idx]
+        leaked = jnp.sum(fold.heldout_subjects[data.subjects[batch_idx]])
+        step_key = jax.random.fold_in(epoch_keys(fold, epoch)[1], step)
+        aug_key, dropout_key = jax.random.split(step_key)
+        x = augment_batch(aug_key, images, aug, train=True)
+
+        def loss_fn(params):
+            logits, new_state = apply(params, state.model_state, x, True, dropout_key)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return loss, new_state
+
+        (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, model_state, opt_state), (loss, leaked)
+
+    def evaluate(state, fold, data):
+        """Held-out logits (T, K), centre crops, BatchNorm running statistics."""
+        width = fold.test_idx.shape[0]
+        chunk = min(schedule.eval_batch_size, width)
+        padded = math.ceil(width / chunk) * chunk
+        idx = jnp.pad(fold.test_idx, (0, padded - width)).reshape(-1, chunk)
+
+        def logits_of(batch_idx):
+            x = augment_batch(jax.random.key(0), data.images[batch_idx], aug, train=False)
+            return apply(state.params, state.model_state, x, False)[0]
+
+        return lax.map(logits_of, idx).reshape(padded, -1)[:width]
+
+    def run_epoch(state, fold, data, epoch):
+        batches = epoch_batches(fold, data, epoch)
+
+        def body(state, xs):
+            step, batch_idx = xs
+            return train_step(state, fold, batch_idx, data, epoch, step)
+
+        steps = jnp.arange(schedule.steps_per_epoch)
+        state, (losses, leaked) = lax.scan(body, state, (steps, batches))
+        return state, (losses.mean(), leaked.sum())
+
+    def run(state, fold, data, first_epoch):
+        """`epochs_per_call` epochs in lax.scan, then the held-out evaluation, in one program."""
+
+        def body(state, epoch):
+            return run_epoch(state, fold, data, epoch)
+
+        epochs = first_epoch + jnp.arange(schedule.epochs_per_call)
+        state, (losses, leaked) = lax.scan(body, state, epochs)
+        return state, losses, leaked.sum(), evaluate(state, fold, data)
+
+    return FoldFns(init, epoch_batches, train_step, evaluate, run)
+
+
+class FoldFns(NamedTuple):
+    """Pure functions of ONE fold; the host lifts them over the fold axis.
+
+    init(fold_key) -> TrainState
+    epoch_batches(fold, data, epoch) -> (S, B) indices
+    train_step(state, fold, batch_idx, data, epoch, step) -> (state, (loss, leaked))
+    evaluate(state, fold, data) -> (T, K) held-out logits
+    run(state, fold, data, first_epoch) -> (state, losses (E,), leaked, logits (T, K)):
+        `epochs_per_call` epochs with the steps in lax.scan, then `evaluate`.
+    """
+
+    init: Callable
+    epoch_batches: Callable
+    train_step: Callable
+    evaluate: Callable
+    run: Callable
+
+
+def resolve_strategy(strategy: str, step_loop: str) -> tuple[str, str]:
+    """Pick how folds and steps run: (fold strategy, step loop).
+
+    Fold strategies: 'vmap' (every fold in one batched program, the fold axis
+    leading every array), 'map' (`lax.map` over folds in groups of
+    `fold_group`, vmapped inside a group: scratch memory does not grow with F),
+    'loop' (one compiled one-fold program run for each fold in turn).
+    Step loops: 'scan' (an epoch's steps in `lax.scan` and the held-out
+    evaluation in the same program) or 'python' (one compiled step, called per
+    step; same keys, batches and results).
+    'auto' is vmap + scan on GPU/TPU and loop + python on CPU: there vmapped
+    convolutions become slow grouped convolutions and a convolution inside
+    XLA control flow runs about 3x slower than the same step called from
+    Python (jax#12868; measured in docs/benchmarks.md).
+    """
+    if strategy not in FOLD_STRATEGIES:
+        raise ValueError(f"config key 'train.fold_strategy': {strategy!r} not in {FOLD_STRATEGIES}")
+    if step_loop not in STEP_LOOPS:
+        raise ValueError(f"config key 'train.step_loop': {step_loop!r} not in {STEP_LOOPS}")
+    cpu = jax.default_backend() == "cpu"
+    if strategy == "auto":
+        strategy = "loop" if cpu else "vmap"
+    if step_loop == "auto":
+        step_loop = "python" if cpu else "scan"
+    if strategy == "map" and step_loop == "python":
+        raise ValueError("config keys 'train.fold_strategy' = 'map' needs 'train.step_loop' = 'scan'")
+    return strategy, step_loop
+
+
+def lift_over_folds(fn: Callable, strategy: str, batched: int, fold_group: int = 1) -> Callable:
+    """`fn` of one fold -> the same over a leading fold axis of its first `batched` arguments.
+
+    The remaining arguments (the dataset, epoch and step numbers) are shared.
+    """
+    if strategy in ("vmap", "loop"):
+        return lambda *args: jax.vmap(fn, in_axes=(0,) * batched + (None,) * (len(args) - batched))(*args)
+    if strategy == "map":
+        return lambda *args: lax.map(
+            lambda per_fold: fn(*per_fold, *args[batched:]),
+            tuple(args[:batched]),
+            batch_size=fold_group if fold_group > 1 else None,
+        )
+    raise ValueError(f"config key 'train.fold_strategy': unknown strategy {strategy!r}")
+
+
+# ---------------------------------------------------------------------------
+# Host side: fold tables in, held-out predictions out.
+# ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class FoldsOutput:
+    """What training all folds produced (host arrays unless noted)."""
+
+    logits: np.ndarray  # (F, T, K) held-out logits after the final epoch
+    test_idx: np.ndarray  # (F, T)
+    test_valid: np.ndarray  # (F, T)
+    train_loss: np.ndarray  # (epochs, F) mean training loss per epoch
+    heldout_pred_history: np.ndarray  # (evaluations, F, T) held-out argmax (curves only)
+    state: TrainState  # final per-fold state, on device, leading fold axis
+    compile_s: float
+    train_s: float
+    images_seen: int
+    strategy: str
+    step_loop: str
+
+
+def make_folds_arrays(
+    table: FoldTable, subject_codes: np.ndarray, num_subjects: int, seed: int, fold_ids=None
+) -> Folds:
+    """Device arrays of a fold table; `fold_ids` default 0..F-1 (keys depend on them only)."""
+    test_idx, test_valid = table.test_indices()
+    heldout = np.zeros((table.num_folds, num_subjects), bool)
+    for f in range(table.num_folds):
+        heldout[f, np.unique(subject_codes[table.test_mask[f]])] = True
+    ids = np.arange(table.num_folds) if fold_ids is None else np.asarray(fold_ids)
+    base = jax.random.key(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(ids, jnp.uint32))
+    return Folds(
+        keys,
+        jnp.asarray(table.train_mask),
+        jnp.asarray(heldout),
+        jnp.asarray(test_idx),
+        jnp.asarray(test_valid),
+    )
+
+
+def _take(tree, f):
+    return jax.tree_util.tree_map(lambda x: x[f : f + 1], tree)
+
+
+def train_folds(
+    model,
+    tx: optax.GradientTransformation,
+    schedule: Schedule,
+    aug: Augment,
+    data: Data,
+    folds: Folds,
+    *,
+    strategy: str = "auto",
+    step_loop: str = "auto",
+    fold_group: int = 1,
+    progress: Callable[[int, np.ndarray], None] | None = None,
+    on_compiled: Callable[[float], None] | None = None,
+) -> FoldsOutput:
+    """Train every fold of `folds` for `schedule.epochs` epochs and predict its held-out samples.
+
+    `on_compiled(seconds)` is called once the programs are compiled and
+    `progress(epochs_done, mean_loss_per_fold)` after each epoch (or each call
+    of `epochs_per_call` epochs). Raises LeakageError if a training
+    batch ever held a sample of a subject its fold holds out.
+    """
+    strategy, step_loop = resolve_strategy(strategy, step_loop)
+    if schedule.epochs % schedule.epochs_per_call:
+        raise ValueError(
+            f"config key 'train.epochs_per_call': {schedule.epochs_per_call} does not divide "
+            f"train.epochs {schedule.epochs}"
+        )
+    fns = make_fold_fns(model, tx, schedule, aug, data.images.shape[1:])
+    num_folds = folds.train_mask.shape[0]
+    lift = partial(lift_over_folds, strategy=strategy, fold_group=fold_group)
+    state = jax.jit(jax.vmap(fns.init))(folds.key)
+    # Units of work: every fold at once, or one fold at a time.
+    if strategy == "loop":
+        states = [_take(state, f) for f in range(num_folds)]
+        units = [_take(folds, f) for f in range(num_folds)]
+    else:
+        states, units = [state], [folds]
+    del state
+    epoch, step = jnp.int32(0), jnp.int32(0)
+
+    # Compile every program up front (timed apart from training).
+    start = time.perf_counter()
+    if step_loop == "scan":
+        run = jax.jit(lift(fns.run, batched=2), donate_argnums=(0,))
+        run = run.lower(states[0], units[0], data, epoch).compile()
+    else:
+        batches = jax.jit(lift(fns.epoch_batches, batched=1))
+        batches = batches.lower(units[0], data, epoch).compile()
+        example_idx = jnp.zeros((units[0].key.shape[0], schedule.batch_size), jnp.int32)
+        train_step = jax.jit(lift(fns.train_step, batched=3), donate_argnums=(0,))
+        train_step = train_step.lower(states[0], units[0], example_idx, data, epoch, step).compile()
+        evaluate = jax.jit(lift(fns.evaluate, batched=2))
+        evaluate = evaluate.lower(states[0], units[0], data).compile()
+    compile_s = time.perf_counter() - start
+    if on_compiled is not None:
+        on_compiled(compile_s)
+
+    def epochs_python(u, first_epoch):
+        losses, leaked = [], 0
+        for e in range(first_epoch, first_epoch + schedule.epochs_per_call):
+            epoch = jnp.int32(e)
+            idx = batches(units[u], data, epoch)
+            total = 0.0
+            for s in range(schedule.steps_per_epoch):
+                states[u], (loss, leak) = train_step(
+                    states[u], units[u], idx[:, s], data, epoch, jnp.int32(s)
+                )
+                total, leaked = total + loss, leaked + leak
+            losses.append(total / schedule.steps_per_epoch)
+        return jnp.stack(losses, axis=1), leaked, evaluate(states[u], units[u], data)
+
+    losses, history, leaked_total = [], [], 0
+    start = time.perf_counter()
+    for call in range(schedule.epochs // schedule.epochs_per_call):
+        first_epoch = call * schedule.epochs_per_call
+        outs = []
+        for u in range(len(units)):
+            if step_loop == "scan":
+                states[u], *rest = run(states[u], units[u], data, jnp.int32(first_epoch))
+            else:
+                rest = epochs_python(u, first_epoch)
+            outs.append(rest)
+        loss, leaked, logits = jax.device_get(tuple(jnp.concatenate(p) for p in zip(*outs)))
+        leaked_total += int(np.sum(leaked))
+        if leaked_total:
+            raise LeakageError(
+                f"{leaked_total} training samples belonged to their fold's held-out subjects "
+                f"(folds {np.flatnonzero(np.asarray(leaked)).tolist()})"
+            )
+        if not np.all(np.isfinite(loss)):
+            bad = np.flatnonzero(~np.all(np.isfinite(loss), axis=-1)).tolist()
+            raise FloatingPointError(f"training loss is not finite in folds {bad} (epoch {first_epoch})")
+        losses.append(np.asarray(loss).T)  # (epochs_per_call, F)
+        history.append(np.asarray(logits).argmax(-1))
+        if progress is not None:
+            progress(first_epoch + schedule.epochs_per_call, np.asarray(loss)[:, -1])
+    train_s = time.perf_counter() - start
+
+    state = states[0] if len(states) == 1 else jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *states)
+    return FoldsOutput(
+        logits=np.asarray(logits),
+        test_idx=np.asarray(folds.test_idx),
+        test_valid=np.asarray(folds.test_valid),
+        train_loss=np.concatenate(losses),
+        heldout_pred_history=np.stack(history),
+        state=state,
+        compile_s=compile_s,
+        train_s=train_s,
+        images_seen=num_folds * schedule.epochs * schedule.steps_per_epoch * schedule.batch_size,
+        strategy=strategy,
+        step_loop=step_loop,
+    )
+
+
+def prepare(table: FoldTable, subjects, labels: np.ndarray, num_classes: int, *, batch_size: int, balance: bool, epochs: int, seed: int, epochs_per_call: int = 1, fold_ids=None):
+    """Checks and static numbers for `train_folds`: (Schedule, Folds, subject codes)."""
+    subjects = np.asarray(subjects)
+    check_no_leakage(table, subjects)
+    names, codes = np.unique(subjects, return_inverse=True)
+    length = epoch_length(table.train_mask, labels, num_classes, balance)
+    schedule = Schedule(
+        epochs=epochs,
+        batch_size=batch_size,
+        steps_per_epoch=math.ceil(length / batch_size),
+        num_classes=num_classes,
+        balance=balance,
+        epochs_per_call=epochs_per_call,
+    )
+    folds = make_folds_arrays(table, codes, len(names), seed, fold_ids)
+    return schedule, folds, codes.astype(np.int32)

@@ -1,0 +1,135 @@
+"""Micro-Attention network (seed 000: Wang, Peng, Bi, Chen, "Micro-Attention for
+Micro-Expression Recognition", Neurocomputing 2020).
+
+A pre-activation ResNet-10 (one block per stage, 64/128/256/512 channels) with a
+micro-attention unit in every block (Sec. 3.2, Fig. 2):
+
+  L1 = shortcut (identity, or the 1x1 stride-2 projection when the block downsamples)
+  L2 = BN-ReLU(conv1(preact))        L3 = conv2(L2)        T = L1 + L3
+  M  = sigmoid(mean_c(W* [L1, L2, L3]))                                   Eq. (1)
+  O  = T * (1 + M)                                                        Eq. (2)
+
+W* is a 1x1 convolution 3C -> C without bias; the channel mean is the authors'
+frozen 1x1 convolution C -> 1 of weight 1/C (no parameters). `attention=False`
+gives the plain pre-activation ResNet-10 of the paper's ablation (Table 3:
+4.9 M parameters; 5.9 M with micro-attention, 5 classes, 224x224).
+
+The authors' Caffe net reads a 1-channel grey-scale apex frame through a
+BatchNorm+Scale layer on the data (`input_batchnorm`).
+"""
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+DEFAULT_INPUT_SHAPE = (224, 224, 1)
+DEFAULT_NUM_CLASSES = 5
+# Ablations of Table 3, as keyword arguments of `Model`.
+ABLATIONS = {
+    "micro_attention": {"attention": True},
+    "resnet10": {"attention": False},
+}
+
+
+def _pad(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    # Symmetric padding as in Caffe/PyTorch (Flax 'SAME' pads strided convs asymmetrically).
+    return ((k // 2, k // 2), (k // 2, k // 2))
+
+
+class MicroAttentionUnit(nn.Module):
+    """Eq. (1): one spatial map M in (0, 1), broadcast over the block's C channels."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, l1, l2, l3):
+        stacked = jnp.concatenate([l1, l2, l3], axis=-1)
+        embedded = nn.Conv(
+            self.features, (1, 1), use_bias=False, dtype=self.dtype, name="embed"
+        )(stacked)
+        # Channel mean in float32: the frozen 1/C convolution of the Caffe net.
+        return nn.sigmoid(jnp.mean(embedded.astype(jnp.float32), axis=-1, keepdims=True))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block (He et al. 2016) with optional micro-attention, Fig. 2."""
+
+    features: int
+    strides: int = 1
+    attention: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        norm = partial(
+            nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
+        )
+        conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        preact = nn.relu(norm(name="bn1")(x))
+        if self.strides != 1 or x.shape[-1] != self.features:
+            shortcut = conv(self.features, (1, 1), (self.strides,) * 2, name="proj")(preact)
+        else:
+            shortcut = x
+        l2 = conv(self.features, (3, 3), (self.strides,) * 2, padding=_pad(3), name="conv1")(preact)
+        l2 = nn.relu(norm(name="bn2")(l2))
+        l3 = conv(self.features, (3, 3), padding=_pad(3), name="conv2")(l2)
+        out = shortcut + l3
+        if not self.attention:
+            return out, None
+        mask = MicroAttentionUnit(self.features, dtype=self.dtype, name="micro_attention")(
+            shortcut, l2, l3
+        )
+        return out * (1.0 + mask.astype(out.dtype)), mask
+
+
+class Model(nn.Module):
+    """Pre-activation ResNet-10 with micro-attention in every block (Sec. 3.1-3.2).
+
+    `width` is the first stage's channels (64 in the paper); narrower widths are
+    for CPU quick-starts and tests. Returns `(logits, out)`, `out` holding the
+    attention maps of each stage (`attention_1` .. `attention_4`, shape (N, h, w, 1))
+    and the pooled features `pre_logits`.
+    """
+
+    num_classes: int = DEFAULT_NUM_CLASSES
+    width: int = 64
+    stage_blocks: Sequence[int] = (1, 1, 1, 1)
+    attention: bool = True
+    input_batchnorm: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, image, *, train: bool = False):
+        norm = partial(
+            nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
+        )
+        out = {}
+        x = image.astype(self.dtype)
+        if self.input_batchnorm:
+            x = norm(name="input_bn")(x)
+        x = nn.Conv(
+            self.width, (7, 7), (2, 2), padding=_pad(7), use_bias=False, dtype=self.dtype, name="stem"
+        )(x)
+        x = nn.max_pool(x, (3, 3), (2, 2), padding=_pad(3))
+        for stage, num_blocks in enumerate(self.stage_blocks):
+            for block in range(num_blocks):
+                strides = 2 if stage > 0 and block == 0 else 1
+                x, mask = PreActBlock(
+                    self.width * 2**stage,
+                    strides=strides,
+                    attention=self.attention,
+                    dtype=self.dtype,
+                    name=f"stage{stage + 1}_block{block + 1}",
+                )(x, train=train)
+                if mask is not None:
+                    suffix = "" if num_blocks == 1 else f"_{block + 1}"
+                    out[f"attention_{stage + 1}{suffix}"] = mask
+        x = nn.relu(norm(name="head_bn")(x))
+        x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+        out["pre_logits"] = x
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
+        return logits.astype(jnp.float32), out

@@ -1,0 +1,186 @@
+"""One sweep, end to end: builder -> arrays on device -> engine -> predictions -> metrics -> report.
+
+The big_vision `train.py` of this project: `run(config, workdir)` does every
+phase in order; each phase is one call into its module.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+import mer_jax
+from mer_jax import config as config_lib
+from mer_jax import data, engine, metrics, models, protocols, report
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _device_info() -> dict:
+    devices = jax.devices()
+    return {
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "num_devices": len(devices),
+    }
+
+
+def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
+    """Run the sweep `config` describes; write results.json, summary.md and plots into `workdir`."""
+    start = time.perf_counter()
+
+    # Data: builder -> tfds.data_source -> model inputs.
+    dataset = data.load(
+        config.dataset,
+        data_dir=config.data_dir or None,
+        representation=config.input.representation,
+        image_size=config.input.image_size,
+        channels=config.input.channels,
+        log=log,
+    )
+    num_classes = len(dataset.class_names)
+
+    # Protocol: fold table, checked for leakage; static schedule.
+    table = protocols.make_folds(config.protocol, dataset.subjects)
+    schedule, folds, codes = engine.prepare(
+        table,
+        dataset.subjects,
+        dataset.labels,
+        num_classes,
+        batch_size=config.train.batch_size,
+        balance=config.train.balance,
+        epochs=config.train.epochs,
+        seed=config.seed,
+        epochs_per_call=config.train.epochs_per_call,
+    )
+
+    # Model and optimizer.
+    if config.train.dtype not in DTYPES:
+        raise ValueError(f"config key 'train.dtype': {config.train.dtype!r} not in {sorted(DTYPES)}")
+    model = models.build(
+        config.model, num_classes, dtype=DTYPES[config.train.dtype], **config.model_kwargs
+    )
+    tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch)
+    aug = engine.Augment(**config.augment)
+
+    # Arrays on device, once; every fold indexes into them.
+    arrays = engine.Data(
+        jnp.asarray(dataset.images), jnp.asarray(dataset.labels), jnp.asarray(codes)
+    )
+    log(
+        f"{config.model} on {config.dataset}: {table.num_folds} {config.protocol} folds, "
+        f"{schedule.steps_per_epoch} steps x batch {schedule.batch_size} per fold-epoch, "
+        f"{schedule.epochs} epochs"
+    )
+
+    # Train every fold.
+    log(f"compiling the training program ({config.train.fold_strategy} fold strategy) ...")
+    bars = []
+
+    def on_compiled(seconds):
+        log(f"compiled in {seconds:.1f} s")
+        bars.append(
+            tqdm(total=schedule.epochs, unit="epoch", desc="all folds", disable=not progress)
+        )
+
+    def on_epoch(epochs_done, fold_losses):
+        bars[0].set_postfix(loss=f"{float(np.mean(fold_losses)):.3f}")
+        bars[0].update(epochs_done - bars[0].n)
+
+    out = engine.train_folds(
+        model,
+        tx,
+        schedule,
+        aug,
+        arrays,
+        folds,
+        strategy=config.train.fold_strategy,
+        step_loop=config.train.step_loop,
+        fold_group=config.train.fold_group,
+        progress=on_epoch,
+        on_compiled=on_compiled,
+    )
+    bars[0].close()
+
+    # Predictions pooled over folds -> metrics.
+    results = summarize(config, dataset, table, out)
+    results["timing"] = {
+        "compile_s": out.compile_s,
+        "train_s": out.train_s,
+        "images_per_s": out.images_seen / max(out.train_s, 1e-9),
+        "total_s": time.perf_counter() - start,
+    }
+    if workdir is not None:
+        report.write_report(results, workdir)
+    return results
+
+
+def pooled_predictions(out: engine.FoldsOutput):
+    """(sample index, fold, predicted class) of every held-out prediction, fold by fold."""
+    index, fold, pred = [], [], []
+    for f in range(out.logits.shape[0]):
+        valid = out.test_valid[f]
+        index.append(out.test_idx[f][valid])
+        fold.append(np.full(valid.sum(), f))
+        pred.append(out.logits[f][valid].argmax(-1))
+    return np.concatenate(index), np.concatenate(fold), np.concatenate(pred)
+
+
+def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) -> dict:
+    """The results dict (see report.py) of a finished sweep."""
+    index, fold, pred = pooled_predictions(out)
+    y_true = dataset.labels[index]
+    sources = dataset.sources[index]
+    pooled = metrics.pooled_metrics(y_true, pred, dataset.class_names, groups=sources)
+    folds = []
+    for f, name in enumerate(table.names):
+        mine = fold == f
+        folds.append(
+            {
+                "fold": f,
+                "subject": name,
+                "num_train": int(table.train_mask[f].sum()),
+                "num_test": int(mine.sum()),
+                "accuracy": float(np.mean(pred[mine] == y_true[mine])),
+                "final_train_loss": float(out.train_loss[-1, f]),
+            }
+        )
+    # Held-out UAR after each evaluation: a learning curve, never used to pick a model.
+    heldout_uar = []
+    for preds in out.heldout_pred_history:
+        p = np.concatenate([preds[f][out.test_valid[f]] for f in range(len(preds))])
+        heldout_uar.append(metrics.classification_metrics(y_true, p, dataset.class_names)["uar"])
+    per_call = config.train.epochs_per_call
+    by_source = pooled["by_group"] if len(set(sources.tolist())) > 1 else {}
+    return {
+        "model": config.model,
+        "dataset": config.dataset,
+        "protocol": config.protocol,
+        "num_folds": table.num_folds,
+        "class_names": list(dataset.class_names),
+        "seed": config.seed,
+        "metrics": pooled["overall"],
+        "metrics_by_source": by_source,
+        "folds": folds,
+        "predictions": {
+            "clip": dataset.clips[index].tolist(),
+            "subject": dataset.subjects[index].tolist(),
+            "label": y_true.tolist(),
+            "pred": pred.tolist(),
+        },
+        "history": {
+            "epoch": [per_call * (i + 1) for i in range(len(heldout_uar))],
+            "train_loss": out.train_loss.mean(axis=1)[per_call - 1 :: per_call].tolist(),
+            "heldout_uar": heldout_uar,
+        },
+        "engine": {"fold_strategy": out.strategy, "step_loop": out.step_loop},
+        "device": _device_info(),
+        "config": config_lib.flatten(config),
+        "versions": {
+            "mer_jax": mer_jax.__version__,
+            "jax": jax.__version__,
+            "flax": __import__("flax").__version__,
+        },
+    }
