@@ -25,6 +25,7 @@ def get_config(arg=None):
     # Model section.
     c.model = "micro_attention"
     c.model_kwargs.width = 16
+    c.model_kwargs.attention = True
     # Training section.
     c.train.epochs = 8
     c.train.batch_size = 16

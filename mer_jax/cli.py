@@ -1,9 +1,9 @@
 """`mer-jax`: run sweeps, list models, build datasets.
 
-    mer-jax sweep CONFIG[:ARG] [--workdir DIR] [--set key=value ...]
-    mer-jax models [--json]
-    mer-jax data list [--json]
-    mer-jax data build NAME[/CONFIG] [--data-dir DIR] [--manual-dir DIR]
+mer-jax sweep CONFIG[:ARG] [--workdir DIR] [--set key=value ...]
+mer-jax models [--json]
+mer-jax data list [--json]
+mer-jax data build NAME[/CONFIG] [--data-dir DIR] [--manual-dir DIR]
 """
 
 import argparse
@@ -60,7 +60,9 @@ def cmd_models(args) -> int:
     print(f"{'model':<18} {'ablation':<18} {'input':<14} {'classes':>7} {'params':>12}")
     for r in rows:
         shape = "x".join(str(s) for s in r["input_shape"])
-        print(f"{r['model']:<18} {r['ablation']:<18} {shape:<14} {r['num_classes']:>7} {r['params']:>12,}")
+        print(
+            f"{r['model']:<18} {r['ablation']:<18} {shape:<14} {r['num_classes']:>7} {r['params']:>12,}"
+        )
     return 0
 
 
@@ -75,7 +77,9 @@ def _builders():
             {
                 "name": name,
                 "configs": [c.name for c in builder_cls.BUILDER_CONFIGS],
-                "needs_manual_dir": bool(getattr(builder_cls, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)),
+                "needs_manual_dir": bool(
+                    getattr(builder_cls, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+                ),
                 "description": (builder_cls.__doc__ or "").strip().splitlines()[0],
             }
         )
@@ -103,7 +107,10 @@ def cmd_data_build(args) -> int:
     data_builders.import_builder(args.name)
     builder = tfds.builder(args.name, data_dir=args.data_dir)
     if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) and not args.manual_dir:
-        print(f"{args.name} needs --manual-dir:\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}", file=sys.stderr)
+        print(
+            f"{args.name} needs --manual-dir:\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}",
+            file=sys.stderr,
+        )
         return 2
     config = tfds.download.DownloadConfig(manual_dir=args.manual_dir) if args.manual_dir else None
     builder.download_and_prepare(file_format="array_record", download_config=config)
@@ -133,13 +140,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_models)
 
-    data = sub.add_parser("data", help="dataset builders").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="dataset builders").add_subparsers(
+        dest="data_command", required=True
+    )
     p = data.add_parser("list", help="every builder and its configs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_data_list)
     p = data.add_parser("build", help="build NAME[/CONFIG] into array_record shards")
     p.add_argument("name")
-    p.add_argument("--data-dir", default=None, help="TFDS data dir (default TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="TFDS data dir (default TFDS_DATA_DIR or ~/tensorflow_datasets)",
+    )
     p.add_argument("--manual-dir", default=None, help="your copy of the dataset, official layout")
     p.set_defaults(fn=cmd_data_build)
     return parser

@@ -86,7 +86,7 @@ def base() -> ml_collections.ConfigDict:
     )
     # Model section.
     c.model = "micro_attention"
-    c.model_kwargs = ml_collections.ConfigDict({"width": 64, "attention": True})
+    c.model_kwargs = ml_collections.ConfigDict()  # keyword arguments of the model's `Model`
     # Training section.
     c.train = ml_collections.ConfigDict(
         {

@@ -79,7 +79,9 @@ def load(
         sources.append(_text(ex["source"]))
         clips.append(clip)
     log(f"{name}: {n} clips, {len(set(subjects))} subjects, classes {list(class_names)}")
-    return Dataset(images, labels, np.array(subjects), np.array(sources), np.array(clips), class_names)
+    return Dataset(
+        images, labels, np.array(subjects), np.array(sources), np.array(clips), class_names
+    )
 
 
 def default_data_dir() -> str:

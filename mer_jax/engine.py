@@ -95,7 +95,9 @@ class Augment:
 # ---------------------------------------------------------------------------
 # Epoch order: every training sample at least once per epoch, batches always full.
 # ---------------------------------------------------------------------------
-def epoch_length(train_mask: np.ndarray, labels: np.ndarray, num_classes: int, balance: bool) -> int:
+def epoch_length(
+    train_mask: np.ndarray, labels: np.ndarray, num_classes: int, balance: bool
+) -> int:
     """Slots one epoch needs for the largest fold: n_f, or (present classes x largest class)."""
     lengths = []
     for mask in np.asarray(train_mask, bool):
@@ -139,7 +141,9 @@ def epoch_order(key, train_mask, labels, num_classes: int, length: int, balance:
 # ---------------------------------------------------------------------------
 def _rotate(image, angle_rad):
     h, w = image.shape[:2]
-    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    yy, xx = jnp.meshgrid(
+        jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+    )
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     cos, sin = jnp.cos(angle_rad), jnp.sin(angle_rad)
     src_y = cos * (yy - cy) - sin * (xx - cx) + cy
@@ -172,12 +176,18 @@ def augment_image(key, image, aug: Augment, train: bool):
         choices = jnp.array([(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), centre])
         oy, ox = choices[jax.random.randint(k_crop, (), 0, 5)]
     else:
-        raise ValueError(f"config key 'augment.crop_mode': {aug.crop_mode!r} is not 'random' or 'corners'")
+        raise ValueError(
+            f"config key 'augment.crop_mode': {aug.crop_mode!r} is not 'random' or 'corners'"
+        )
     x = lax.dynamic_slice(x, (oy, ox, 0), (size, size, x.shape[-1]))
     if aug.flip:
         x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1], x)
     if aug.color_shift > 0:
-        shift = jax.random.uniform(k_col, (x.shape[-1],), minval=-1.0, maxval=1.0) * aug.color_shift / 255.0
+        shift = (
+            jax.random.uniform(k_col, (x.shape[-1],), minval=-1.0, maxval=1.0)
+            * aug.color_shift
+            / 255.0
+        )
         fire = jax.random.bernoulli(k_col_p, aug.prob)
         x = jnp.clip(x + jnp.where(fire, shift, 0.0), 0.0, 1.0)
     return x
@@ -207,7 +217,9 @@ def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
             staircase=True,
         )
     else:
-        raise ValueError(f"config key 'optimizer.schedule': {cfg.schedule!r} is not 'constant' or 'step'")
+        raise ValueError(
+            f"config key 'optimizer.schedule': {cfg.schedule!r} is not 'constant' or 'step'"
+        )
     if cfg.name == "sgd":
         opt = optax.sgd(lr, momentum=cfg.momentum or None)
     elif cfg.name == "adam":
@@ -356,7 +368,9 @@ def resolve_strategy(strategy: str, step_loop: str) -> tuple[str, str]:
     if step_loop == "auto":
         step_loop = "python" if cpu else "scan"
     if strategy == "map" and step_loop == "python":
-        raise ValueError("config keys 'train.fold_strategy' = 'map' needs 'train.step_loop' = 'scan'")
+        raise ValueError(
+            "config keys 'train.fold_strategy' = 'map' needs 'train.step_loop' = 'scan'"
+        )
     return strategy, step_loop
 
 
@@ -366,7 +380,9 @@ def lift_over_folds(fn: Callable, strategy: str, batched: int, fold_group: int =
     The remaining arguments (the dataset, epoch and step numbers) are shared.
     """
     if strategy in ("vmap", "loop"):
-        return lambda *args: jax.vmap(fn, in_axes=(0,) * batched + (None,) * (len(args) - batched))(*args)
+        return lambda *args: jax.vmap(fn, in_axes=(0,) * batched + (None,) * (len(args) - batched))(
+            *args
+        )
     if strategy == "map":
         return lambda *args: lax.map(
             lambda per_fold: fn(*per_fold, *args[batched:]),
@@ -511,14 +527,20 @@ def train_folds(
             )
         if not np.all(np.isfinite(loss)):
             bad = np.flatnonzero(~np.all(np.isfinite(loss), axis=-1)).tolist()
-            raise FloatingPointError(f"training loss is not finite in folds {bad} (epoch {first_epoch})")
+            raise FloatingPointError(
+                f"training loss is not finite in folds {bad} (epoch {first_epoch})"
+            )
         losses.append(np.asarray(loss).T)  # (epochs_per_call, F)
         history.append(np.asarray(logits).argmax(-1))
         if progress is not None:
             progress(first_epoch + schedule.epochs_per_call, np.asarray(loss)[:, -1])
     train_s = time.perf_counter() - start
 
-    state = states[0] if len(states) == 1 else jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *states)
+    state = (
+        states[0]
+        if len(states) == 1
+        else jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *states)
+    )
     return FoldsOutput(
         logits=np.asarray(logits),
         test_idx=np.asarray(folds.test_idx),
@@ -534,7 +556,19 @@ def train_folds(
     )
 
 
-def prepare(table: FoldTable, subjects, labels: np.ndarray, num_classes: int, *, batch_size: int, balance: bool, epochs: int, seed: int, epochs_per_call: int = 1, fold_ids=None):
+def prepare(
+    table: FoldTable,
+    subjects,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    batch_size: int,
+    balance: bool,
+    epochs: int,
+    seed: int,
+    epochs_per_call: int = 1,
+    fold_ids=None,
+):
     """Checks and static numbers for `train_folds`: (Schedule, Folds, subject codes)."""
     subjects = np.asarray(subjects)
     check_no_leakage(table, subjects)

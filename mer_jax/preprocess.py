@@ -21,7 +21,9 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     if image.shape[0] == size and image.shape[1] == size:
         return image
     shrink = size < min(image.shape[:2])
-    out = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    out = cv2.resize(
+        image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
     return out.reshape(size, size, image.shape[-1])
 
 
@@ -37,7 +39,9 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot turn {have} channels into {channels}")
 
 
-def apex_input(frames: np.ndarray, apex: int, size: int, channels: int, *, clip: str = "?") -> np.ndarray:
+def apex_input(
+    frames: np.ndarray, apex: int, size: int, channels: int, *, clip: str = "?"
+) -> np.ndarray:
     """The 'apex' representation: the apex frame, resized, in `channels` channels (uint8)."""
     return to_channels(resize(apex_frame(frames, apex, clip=clip), size), channels)
 

@@ -101,5 +101,7 @@ PROTOCOLS = {"loso": loso}
 def make_folds(protocol: str, subjects: Sequence[str]) -> FoldTable:
     """The fold table of `protocol` (config key 'protocol') over samples' `subjects`."""
     if protocol not in PROTOCOLS:
-        raise KeyError(f"config key 'protocol': unknown protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
+        raise KeyError(
+            f"config key 'protocol': unknown protocol {protocol!r}; known: {sorted(PROTOCOLS)}"
+        )
     return PROTOCOLS[protocol](subjects)

@@ -58,7 +58,9 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
 
     # Model and optimizer.
     if config.train.dtype not in DTYPES:
-        raise ValueError(f"config key 'train.dtype': {config.train.dtype!r} not in {sorted(DTYPES)}")
+        raise ValueError(
+            f"config key 'train.dtype': {config.train.dtype!r} not in {sorted(DTYPES)}"
+        )
     model = models.build(
         config.model, num_classes, dtype=DTYPES[config.train.dtype], **config.model_kwargs
     )

@@ -25,8 +25,15 @@ def _problem(seed=0, n=40, subjects=4, size=12):
 
 def _optimizer(steps_per_epoch, name="sgd"):
     cfg = ml_collections.ConfigDict(
-        dict(name=name, lr=0.05 if name == "sgd" else 1e-3, momentum=0.9, weight_decay=5e-4,
-             schedule="step", decay_every_epochs=2, decay_rate=0.1)
+        dict(
+            name=name,
+            lr=0.05 if name == "sgd" else 1e-3,
+            momentum=0.9,
+            weight_decay=5e-4,
+            schedule="step",
+            decay_every_epochs=2,
+            decay_rate=0.1,
+        )
     )
     return engine.make_optimizer(cfg, steps_per_epoch)
 
@@ -50,7 +57,9 @@ def _take(tree, f):
 def test_fold_parallel_matches_one_fold_at_a_time():
     """vmap over all folds (steps in lax.scan) == each fold trained alone by its own call."""
     model, tx, schedule, aug, data, folds, table = _setup()
-    together = engine.train_folds(model, tx, schedule, aug, data, folds, strategy="vmap", step_loop="scan")
+    together = engine.train_folds(
+        model, tx, schedule, aug, data, folds, strategy="vmap", step_loop="scan"
+    )
     for f in range(table.num_folds):
         alone = engine.train_folds(
             model, tx, schedule, aug, data, _take(folds, f), strategy="vmap", step_loop="python"
@@ -64,23 +73,33 @@ def test_fold_parallel_matches_one_fold_at_a_time():
         np.testing.assert_allclose(together.train_loss[:, f], alone.train_loss[:, 0], rtol=1e-4)
         np.testing.assert_array_equal(together.logits[f].argmax(-1), alone.logits[0].argmax(-1))
     # Training moved the parameters (the comparison is not between two initialisations).
-    init = jax.jit(jax.vmap(engine.make_fold_fns(model, tx, schedule, aug, data.images.shape[1:]).init))(folds.key)
-    moved = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max()), together.state.params, init.params)
+    init = jax.jit(
+        jax.vmap(engine.make_fold_fns(model, tx, schedule, aug, data.images.shape[1:]).init)
+    )(folds.key)
+    moved = jax.tree_util.tree_map(
+        lambda a, b: float(jnp.abs(a - b).max()), together.state.params, init.params
+    )
     assert max(jax.tree_util.tree_leaves(moved)) > 1e-2
 
 
 def test_strategies_agree_and_are_deterministic():
     model, tx, schedule, aug, data, folds, _ = _setup(epochs=2)
     runs = {
-        (s, loop): engine.train_folds(model, tx, schedule, aug, data, folds, strategy=s, step_loop=loop)
+        (s, loop): engine.train_folds(
+            model, tx, schedule, aug, data, folds, strategy=s, step_loop=loop
+        )
         for s, loop in [("loop", "python"), ("map", "scan"), ("loop", "python")]
     }
     base = runs[("loop", "python")]
-    again = engine.train_folds(model, tx, schedule, aug, data, folds, strategy="loop", step_loop="python")
+    again = engine.train_folds(
+        model, tx, schedule, aug, data, folds, strategy="loop", step_loop="python"
+    )
     np.testing.assert_array_equal(base.logits, again.logits)  # same seed, same numbers
     np.testing.assert_allclose(runs[("map", "scan")].logits, base.logits, rtol=2e-3, atol=2e-3)
     _, _, schedule2, _, _, folds2, _ = _setup(epochs=2, seed=1)
-    other = engine.train_folds(model, tx, schedule2, aug, data, folds2, strategy="loop", step_loop="python")
+    other = engine.train_folds(
+        model, tx, schedule2, aug, data, folds2, strategy="loop", step_loop="python"
+    )
     assert not np.allclose(other.logits, base.logits)
 
 
@@ -141,7 +160,15 @@ def test_augment_eval_is_centre_crop_and_train_stays_in_range():
 
 def test_step_schedule_decays_every_n_epochs():
     cfg = ml_collections.ConfigDict(
-        dict(name="sgd", lr=1.0, momentum=0.0, weight_decay=0.0, schedule="step", decay_every_epochs=2, decay_rate=0.1)
+        dict(
+            name="sgd",
+            lr=1.0,
+            momentum=0.0,
+            weight_decay=0.0,
+            schedule="step",
+            decay_every_epochs=2,
+            decay_rate=0.1,
+        )
     )
     tx = engine.make_optimizer(cfg, steps_per_epoch=3)
     params = {"w": jnp.zeros(())}
@@ -165,6 +192,8 @@ def test_resolve_strategy_defaults_per_backend_and_rejects_unknown():
 def test_optax_adam_path_trains():
     model, _, schedule, aug, data, folds, _ = _setup(epochs=2)
     tx = _optimizer(schedule.steps_per_epoch, "adam")
-    out = engine.train_folds(model, tx, schedule, aug, data, folds, strategy="loop", step_loop="python")
+    out = engine.train_folds(
+        model, tx, schedule, aug, data, folds, strategy="loop", step_loop="python"
+    )
     assert np.all(np.isfinite(out.train_loss)) and out.train_loss.shape == (2, 4)
     assert isinstance(tx, optax.GradientTransformation)

@@ -26,8 +26,12 @@ def test_check_no_leakage_rejects_a_held_out_subject_in_training():
     table = protocols.loso(subjects)
     train = table.train_mask.copy()
     train[0, 1] = True  # fold 0 holds out 'a'; sample 1 is 'a'
-    with pytest.raises(protocols.LeakageError, match=r"fold 0 \(a\) trains on its own test samples"):
-        protocols.check_no_leakage(protocols.FoldTable(table.names, train, table.test_mask), subjects)
+    with pytest.raises(
+        protocols.LeakageError, match=r"fold 0 \(a\) trains on its own test samples"
+    ):
+        protocols.check_no_leakage(
+            protocols.FoldTable(table.names, train, table.test_mask), subjects
+        )
     # Same subject, different sample: still leakage.
     test = table.test_mask.copy()
     test[0, 1] = False

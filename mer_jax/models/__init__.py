@@ -5,6 +5,7 @@ train)` returns `(logits, out)`), `ABLATIONS` (name -> keyword arguments of
 `Model`), `DEFAULT_INPUT_SHAPE` and `DEFAULT_NUM_CLASSES`.
 """
 
+import dataclasses
 import importlib
 from types import ModuleType
 
@@ -25,7 +26,15 @@ def get_module(name: str) -> ModuleType:
 
 def build(name: str, num_classes: int, **kwargs):
     """`Model(num_classes=..., **kwargs)` of the registered model `name`."""
-    return get_module(name).Model(num_classes=num_classes, **kwargs)
+    model_cls = get_module(name).Model
+    known = {f.name for f in dataclasses.fields(model_cls)} - {"parent", "name", "num_classes"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise KeyError(
+            f"config key 'model_kwargs.{unknown[0]}': {name}.Model has no field {unknown[0]!r}; "
+            f"its fields: {sorted(known)}"
+        )
+    return model_cls(num_classes=num_classes, **kwargs)
 
 
 def count_params(model, input_shape) -> int:

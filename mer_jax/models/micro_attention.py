@@ -48,9 +48,9 @@ class MicroAttentionUnit(nn.Module):
     @nn.compact
     def __call__(self, l1, l2, l3):
         stacked = jnp.concatenate([l1, l2, l3], axis=-1)
-        embedded = nn.Conv(
-            self.features, (1, 1), use_bias=False, dtype=self.dtype, name="embed"
-        )(stacked)
+        embedded = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name="embed")(
+            stacked
+        )
         # Channel mean in float32: the frozen 1/C convolution of the Caffe net.
         return nn.sigmoid(jnp.mean(embedded.astype(jnp.float32), axis=-1, keepdims=True))
 
@@ -66,7 +66,11 @@ class PreActBlock(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         norm = partial(
-            nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
+            nn.BatchNorm,
+            use_running_average=not train,
+            momentum=0.9,
+            epsilon=1e-5,
+            dtype=self.dtype,
         )
         conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
         preact = nn.relu(norm(name="bn1")(x))
@@ -105,14 +109,24 @@ class Model(nn.Module):
     @nn.compact
     def __call__(self, image, *, train: bool = False):
         norm = partial(
-            nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
+            nn.BatchNorm,
+            use_running_average=not train,
+            momentum=0.9,
+            epsilon=1e-5,
+            dtype=self.dtype,
         )
         out = {}
         x = image.astype(self.dtype)
         if self.input_batchnorm:
             x = norm(name="input_bn")(x)
         x = nn.Conv(
-            self.width, (7, 7), (2, 2), padding=_pad(7), use_bias=False, dtype=self.dtype, name="stem"
+            self.width,
+            (7, 7),
+            (2, 2),
+            padding=_pad(7),
+            use_bias=False,
+            dtype=self.dtype,
+            name="stem",
         )(x)
         x = nn.max_pool(x, (3, 3), (2, 2), padding=_pad(3))
         for stage, num_blocks in enumerate(self.stage_blocks):

@@ -10,7 +10,9 @@ from mer_jax.models import micro_attention
 
 
 def test_parameter_counts_match_table_3():
-    plain = models.count_params(micro_attention.Model(num_classes=5, attention=False), (224, 224, 1))
+    plain = models.count_params(
+        micro_attention.Model(num_classes=5, attention=False), (224, 224, 1)
+    )
     full = models.count_params(micro_attention.Model(num_classes=5), (224, 224, 1))
     assert abs(plain - 4.9e6) < 0.05e6, plain
     assert abs(full - 5.9e6) < 0.05e6, full
@@ -19,7 +21,9 @@ def test_parameter_counts_match_table_3():
 
 
 def test_catalogue_lists_both_ablations():
-    rows = {r["ablation"]: r["params"] for r in models.catalogue() if r["model"] == "micro_attention"}
+    rows = {
+        r["ablation"]: r["params"] for r in models.catalogue() if r["model"] == "micro_attention"
+    }
     assert rows == {"micro_attention": 5_944_775, "resnet10": 4_900_295}
 
 
@@ -36,7 +40,12 @@ def test_shapes_and_attention_maps(attention):
         assert maps == []
         return
     # Stem /4, then stages at /4, /8, /16, /32.
-    assert [out[k].shape for k in maps] == [(2, 16, 16, 1), (2, 8, 8, 1), (2, 4, 4, 1), (2, 2, 2, 1)]
+    assert [out[k].shape for k in maps] == [
+        (2, 16, 16, 1),
+        (2, 8, 8, 1),
+        (2, 4, 4, 1),
+        (2, 2, 2, 1),
+    ]
     for k in maps:
         assert np.all((np.asarray(out[k]) > 0) & (np.asarray(out[k]) < 1))
 
@@ -73,14 +82,26 @@ def test_block_matches_reference_eq2(strides, cin):
     block = micro_attention.PreActBlock(features, strides=strides)
     variables = block.init(jax.random.key(3), x, train=False)
     # Random BN affine parameters so the reference exercises them.
-    params = jax.tree_util.tree_map(lambda p: p + rng.normal(size=p.shape).astype(np.float32) * 0.1, variables["params"])
+    params = jax.tree_util.tree_map(
+        lambda p: p + rng.normal(size=p.shape).astype(np.float32) * 0.1, variables["params"]
+    )
     (out, mask), _ = block.apply(
-        {"params": params, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
+        {"params": params, "batch_stats": variables["batch_stats"]},
+        x,
+        train=True,
+        mutable=["batch_stats"],
     )
     p = jax.tree_util.tree_map(np.asarray, params)
     preact = np.maximum(_bn_train(x, p["bn1"]["scale"], p["bn1"]["bias"]), 0)
     l1 = _conv(preact, p["proj"]["kernel"], strides) if "proj" in p else x
-    l2 = np.maximum(_bn_train(np.asarray(_conv(preact, p["conv1"]["kernel"], strides)), p["bn2"]["scale"], p["bn2"]["bias"]), 0)
+    l2 = np.maximum(
+        _bn_train(
+            np.asarray(_conv(preact, p["conv1"]["kernel"], strides)),
+            p["bn2"]["scale"],
+            p["bn2"]["bias"],
+        ),
+        0,
+    )
     l3 = np.asarray(_conv(l2, p["conv2"]["kernel"]))
     w = p["micro_attention"]["embed"]["kernel"][0, 0]
     m = 1 / (1 + np.exp(-(np.concatenate([l1, l2, l3], -1) @ w).mean(-1, keepdims=True)))
