@@ -9,6 +9,10 @@ import importlib
 # Dataset name -> module that registers its builder.
 BUILDER_MODULES = {
     "synthetic_me": "data_builders.synthetic_me",
+    "casme2": "data_builders.casme2",
+    "samm": "data_builders.samm",
+    "smic": "data_builders.smic",
+    "casme": "data_builders.casme",
 }
 
 

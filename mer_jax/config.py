@@ -81,8 +81,29 @@ def base() -> ml_collections.ConfigDict:
     c.dataset = "synthetic_me/casme2"
     c.data_dir = ""  # '' = TFDS_DATA_DIR or ~/tensorflow_datasets
     c.protocol = "loso"
+    # Model input (mer_jax/preprocess.py): the view of each clip a model reads.
     c.input = ml_collections.ConfigDict(
-        {"representation": "apex", "image_size": 224, "channels": 1}
+        {
+            "representation": "apex",  # apex | evm_apex | flow | aman_stack | flow_sequence
+            "image_size": 224,
+            "channels": 1,
+            "apex": "ground_truth",  # ground_truth | mid_clip | interframe_diff
+            "label_scheme": "",  # '' = the builder's labels; else mer_jax.label_schemes
+            "flow_method": "tvl1",  # tvl1 | tvl1_jax | farneback | dis
+            "num_frames": 20,  # flow_sequence: flows per clip; aman_stack: TIM frames
+            "factors": (1, 2, 3, 4, 5, 6, 7, 8, 9),  # aman_stack magnification factors
+            # evm_apex: Eulerian magnification, band as fractions of Nyquist (mer_jax/evm.py).
+            # lambda_c 16: the MIT reference's baby example; its face example's 80 leaves
+            # frames under ~120 px almost unmagnified.
+            "evm": {
+                "alpha": 15.0,
+                "low": 0.1,
+                "high": 0.4,
+                "fps": 200.0,
+                "filter": "ideal",
+                "lambda_c": 16.0,
+            },
+        }
     )
     # Model section.
     c.model = "micro_attention"
@@ -105,6 +126,7 @@ def base() -> ml_collections.ConfigDict:
             "crop_size": ml_collections.config_dict.placeholder(int),
             "crop_mode": "random",
             "flip": False,
+            "flip_sign": ml_collections.config_dict.placeholder(tuple),  # (-1.0, 1.0) for flow
             "color_shift": 0.0,
             "rotate_deg": 0.0,
             "prob": 0.5,
@@ -117,9 +139,10 @@ def base() -> ml_collections.ConfigDict:
             "lr": 1e-3,
             "momentum": 0.9,
             "weight_decay": 5e-4,
-            "schedule": "step",
+            "schedule": "step",  # constant | step | plateau (on the training loss)
             "decay_every_epochs": 10,
             "decay_rate": 0.1,
+            "patience": 20,  # epochs without improvement, schedule 'plateau'
         }
     )
     return c

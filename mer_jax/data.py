@@ -1,22 +1,34 @@
 """Builder -> tfds.data_source -> model inputs -> the whole dataset as host arrays.
 
 The sweep then puts the arrays on the accelerator once (engine.Data); every
-fold indexes into them.
+fold indexes into them. `name` may join several built datasets with '+'
+(e.g. 'casme2/cropped_112+samm/raw_112' for seed 000's composite): their
+examples are pooled in that order. Labels come from the builder's `label`
+feature (synthetic corpora) or from a label scheme (`mer_jax.label_schemes`)
+applied to the stored emotions of the real datasets; clips a scheme excludes
+are counted in the log, never dropped silently.
+
+Model inputs are computed once per (dataset, representation settings) and
+cached as .npy files under `<data_dir>/mer_jax_inputs/`.
 """
 
+import hashlib
+import json
 import os
-from collections.abc import Callable
+import pathlib
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tqdm.auto import tqdm
 
 import data_builders
-from mer_jax import preprocess
+from mer_jax import label_schemes, preprocess
 
 
 class Dataset(NamedTuple):
-    images: np.ndarray  # (N, H, W, C) uint8 model inputs
+    images: np.ndarray  # (N, ...) model inputs: uint8 pixels or float32 (flow)
     labels: np.ndarray  # (N,) int32
     subjects: np.ndarray  # (N,) str, unique across source datasets
     sources: np.ndarray  # (N,) str, e.g. 'casme2', 'samm', 'smic'
@@ -26,6 +38,11 @@ class Dataset(NamedTuple):
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def default_data_dir() -> str:
+    """TFDS_DATA_DIR if set, else TFDS's default (~/tensorflow_datasets)."""
+    return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
 
 
 def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[str], None] = print):
@@ -46,44 +63,143 @@ def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[st
     return builder
 
 
+def _spec_dict(spec) -> dict:
+    """A (possibly nested) ConfigDict or dict as plain JSON-able dicts and lists."""
+    out = {}
+    for key, value in spec.items():
+        if hasattr(value, "items"):
+            value = _spec_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def _cache_path(builder, split: str, spec: Mapping) -> pathlib.Path:
+    keys = {k: v for k, v in _spec_dict(spec).items() if k != "label_scheme"}
+    blob = json.dumps(
+        {"dataset": builder.info.full_name, "split": split, "input": keys}, sort_keys=True
+    )
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    name = builder.info.full_name.replace("/", "_")
+    return pathlib.Path(builder.data_dir_root) / "mer_jax_inputs" / f"{name}-{split}-{digest}.npy"
+
+
+def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> np.ndarray:
+    """The representation of every clip, from the cache when the same settings ran before."""
+    path = _cache_path(builder, split, spec)
+    if path.exists():
+        log(f"{builder.info.full_name}: model inputs from {path}")
+        return np.load(path)
+    to_input = preprocess.REPRESENTATIONS[spec["representation"]]
+    out = None
+    desc = f"{builder.info.full_name} -> {spec['representation']}"
+    for i in tqdm(range(len(source)), desc=desc, unit="clip", disable=not progress):
+        ex = source[i]
+        clip = preprocess.Clip(
+            ex["frames"], int(ex["onset"]), int(ex["apex"]), int(ex["offset"]), _text(ex["clip"])
+        )
+        x = to_input(clip, spec)
+        if out is None:
+            out = np.zeros((len(source), *x.shape), x.dtype)
+        out[i] = x
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, out)
+    tmp.replace(path)
+    return out
+
+
+def _load_one(name, data_dir, split, spec, log, progress):
+    builder = prepare_builder(name, data_dir, log=log)
+    source = tfds.data_source(name, data_dir=data_dir or None, split=split)
+    n = len(source)
+    features = builder.info.features
+    meta = {k: [] for k in ("subject", "source", "clip", "emotion", "dataset", "label")}
+    scheme_name = spec.get("label_scheme") or ""
+    scheme = label_schemes.get(scheme_name) if scheme_name else None
+    field = scheme.field if scheme else "label"
+    if scheme is None and "label" not in features:
+        raise ValueError(
+            f"dataset {name} stores no labels, only emotions: set config key "
+            f"'input.label_scheme' (known: {sorted(label_schemes.SCHEMES)})"
+        )
+    for i in range(n):
+        ex = source[i]
+        meta["subject"].append(_text(ex["subject"]))
+        meta["source"].append(_text(ex["source"]))
+        meta["clip"].append(_text(ex["clip"]))
+        meta["label"].append(_text(ex[field]) if scheme else int(ex["label"]))
+        meta["dataset"].append(
+            _text(ex["dataset"]) if "dataset" in features else _text(ex["source"])
+        )
+    images = _inputs(builder, source, split, spec, log, progress)
+    if scheme is None:
+        labels = np.asarray(meta["label"], np.int32)
+        class_names = tuple(features["label"].names)
+        keep = np.ones(n, bool)
+    else:
+        where = [f"{name} clip {c}" for c in meta["clip"]]
+        labels, keep = label_schemes.apply(scheme, meta["dataset"], meta["label"], where)
+        class_names = tuple(scheme.classes)
+        if not keep.all():
+            log(f"{name}: label scheme {scheme.name} excludes {int((~keep).sum())} of {n} clips")
+    pick = lambda xs: np.asarray(xs)[keep]
+    return (
+        Dataset(
+            images[keep],
+            labels[keep],
+            pick(meta["subject"]),
+            pick(meta["source"]),
+            pick(meta["clip"]),
+            class_names,
+        ),
+        builder,
+    )
+
+
 def load(
     name: str,
+    spec: Mapping,
     *,
     data_dir: str | None = None,
     split: str = "train",
-    representation: str = "apex",
-    image_size: int = 64,
-    channels: int = 1,
     log: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> Dataset:
-    """Read every example of `name` and turn each clip into the model input `representation`."""
+    """Every example of `name` ('a' or 'a+b+...') as the model input `spec` describes.
+
+    `spec` is the sweep config's `input` section: representation, image_size,
+    channels, apex, label_scheme, ... (see `mer_jax.preprocess`).
+    """
+    representation = spec["representation"]
     if representation not in preprocess.REPRESENTATIONS:
         raise KeyError(
             f"config key 'input.representation': unknown {representation!r}; "
             f"known: {sorted(preprocess.REPRESENTATIONS)}"
         )
-    to_input = preprocess.REPRESENTATIONS[representation]
-    builder = prepare_builder(name, data_dir, log=log)
-    class_names = tuple(builder.info.features["label"].names)
-    source = tfds.data_source(name, data_dir=data_dir or None, split=split)
-    n = len(source)
-    images = np.zeros((n, image_size, image_size, channels), np.uint8)
-    labels = np.zeros(n, np.int32)
-    subjects, sources, clips = [], [], []
-    for i in range(n):
-        ex = source[i]
-        clip = _text(ex["clip"])
-        images[i] = to_input(ex["frames"], int(ex["apex"]), image_size, channels, clip=clip)
-        labels[i] = int(ex["label"])
-        subjects.append(_text(ex["subject"]))
-        sources.append(_text(ex["source"]))
-        clips.append(clip)
-    log(f"{name}: {n} clips, {len(set(subjects))} subjects, classes {list(class_names)}")
-    return Dataset(
-        images, labels, np.array(subjects), np.array(sources), np.array(clips), class_names
+    parts = [part for part in name.split("+") if part]
+    loaded = [_load_one(part, data_dir, split, spec, log, progress)[0] for part in parts]
+    class_names = loaded[0].class_names
+    for part, ds in zip(parts, loaded):
+        if ds.class_names != class_names:
+            raise ValueError(
+                f"config key 'dataset': {part} has classes {list(ds.class_names)}, "
+                f"{parts[0]} has {list(class_names)}; pool datasets under one 'input.label_scheme'"
+            )
+    shapes = {ds.images.shape[1:] for ds in loaded}
+    if len(shapes) > 1:
+        raise ValueError(f"config key 'dataset': the parts give inputs of shapes {sorted(shapes)}")
+    out = Dataset(
+        *(np.concatenate([getattr(ds, f) for ds in loaded]) for f in Dataset._fields[:-1]),
+        class_names,
     )
-
-
-def default_data_dir() -> str:
-    """TFDS_DATA_DIR if set, else TFDS's default (~/tensorflow_datasets)."""
-    return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+    clips, counts = np.unique(out.clips, return_counts=True)
+    dupes = clips[counts > 1]
+    if dupes.size:
+        raise ValueError(f"config key 'dataset': clip {dupes[0]} appears twice in {name}")
+    log(
+        f"{name}: {len(out.labels)} clips, {len(set(out.subjects.tolist()))} subjects, "
+        f"classes {list(class_names)}, inputs {out.images.shape[1:]} {out.images.dtype}"
+    )
+    return out

@@ -40,7 +40,7 @@ STEP_LOOPS = ("auto", "scan", "python")
 class Data(NamedTuple):
     """The whole dataset, on device, shared by every fold."""
 
-    images: jax.Array  # (N, H, W, C) uint8
+    images: jax.Array  # (N, ..., H, W, C): uint8 pixels, or float (e.g. optical flow)
     labels: jax.Array  # (N,) int32
     subjects: jax.Array  # (N,) int32 codes into the sweep's subject list
 
@@ -87,6 +87,9 @@ class Augment:
     crop_size: int | None = None
     crop_mode: str = "random"
     flip: bool = False
+    # Per-channel factor applied on a horizontal flip: (-1.0, 1.0) for (u, v) optical flow,
+    # whose horizontal component changes sign when the image is mirrored.
+    flip_sign: tuple[float, ...] | None = None
     color_shift: float = 0.0
     rotate_deg: float = 0.0
     prob: float = 0.5
@@ -140,6 +143,7 @@ def epoch_order(key, train_mask, labels, num_classes: int, length: int, balance:
 # Augmentation (per image, vmapped over the batch).
 # ---------------------------------------------------------------------------
 def _rotate(image, angle_rad):
+    """Rotate (H, W, C) about its centre, bilinear, edges repeated."""
     h, w = image.shape[:2]
     yy, xx = jnp.meshgrid(
         jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
@@ -155,20 +159,39 @@ def _rotate(image, angle_rad):
     return jnp.stack(channels, axis=-1)
 
 
+def to_float(image):
+    """uint8 pixels -> float32 in [0, 1]; float inputs (optical flow, features) unchanged."""
+    if image.dtype == jnp.uint8:
+        return image.astype(jnp.float32) / 255.0
+    return image.astype(jnp.float32)
+
+
 def augment_image(key, image, aug: Augment, train: bool):
-    """uint8 (H, W, C) -> float32 (h, w, C) in [0, 1]."""
-    x = image.astype(jnp.float32) / 255.0
-    h, w = image.shape[:2]
+    """One example (..., H, W, C) -> float32 (..., h, w, C).
+
+    Leading axes (frames of a sequence, magnification factors) get the same
+    crop, flip, rotation and colour shift. uint8 pixels are scaled to [0, 1];
+    float inputs keep their values (colour shift and clipping apply to pixels only).
+    """
+    x = to_float(image)
+    pixels = image.dtype == jnp.uint8
+    h, w = image.shape[-3:-1]
+    lead = (0,) * (image.ndim - 3)
     size = aug.crop_size or min(h, w)
     if size > min(h, w):
         raise ValueError(f"config key 'augment.crop_size' {size} exceeds the stored image {h}x{w}")
+    crop = (*image.shape[:-3], size, size, image.shape[-1])
     centre = ((h - size) // 2, (w - size) // 2)
     if not train:
-        return lax.dynamic_slice(x, (*centre, 0), (size, size, x.shape[-1]))
+        return lax.dynamic_slice(x, (*lead, *centre, 0), crop)
     k_rot, k_rot_p, k_crop, k_flip, k_col, k_col_p = jax.random.split(key, 6)
     if aug.rotate_deg > 0:
-        angle = jax.random.uniform(k_rot, minval=-aug.rotate_deg, maxval=aug.rotate_deg)
-        x = jnp.where(jax.random.bernoulli(k_rot_p, aug.prob), _rotate(x, jnp.deg2rad(angle)), x)
+        angle = jnp.deg2rad(
+            jax.random.uniform(k_rot, minval=-aug.rotate_deg, maxval=aug.rotate_deg)
+        )
+        frames = x.reshape(-1, h, w, x.shape[-1])
+        rotated = jax.vmap(lambda f: _rotate(f, angle))(frames).reshape(x.shape)
+        x = jnp.where(jax.random.bernoulli(k_rot_p, aug.prob), rotated, x)
     if aug.crop_mode == "random":
         oy = jax.random.randint(k_crop, (), 0, h - size + 1)
         ox = jax.random.randint(jax.random.fold_in(k_crop, 1), (), 0, w - size + 1)
@@ -179,15 +202,20 @@ def augment_image(key, image, aug: Augment, train: bool):
         raise ValueError(
             f"config key 'augment.crop_mode': {aug.crop_mode!r} is not 'random' or 'corners'"
         )
-    x = lax.dynamic_slice(x, (oy, ox, 0), (size, size, x.shape[-1]))
+    x = lax.dynamic_slice(x, (*lead, oy, ox, 0), crop)
     if aug.flip:
-        x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1], x)
-    if aug.color_shift > 0:
-        shift = (
-            jax.random.uniform(k_col, (x.shape[-1],), minval=-1.0, maxval=1.0)
-            * aug.color_shift
-            / 255.0
-        )
+        flipped = jnp.flip(x, axis=-2)
+        if aug.flip_sign is not None:
+            if len(aug.flip_sign) != x.shape[-1]:
+                raise ValueError(
+                    f"config key 'augment.flip_sign' has {len(aug.flip_sign)} entries for "
+                    f"{x.shape[-1]} input channels"
+                )
+            flipped = flipped * jnp.asarray(aug.flip_sign, jnp.float32)
+        x = jnp.where(jax.random.bernoulli(k_flip), flipped, x)
+    if aug.color_shift > 0 and pixels:
+        shift = jax.random.uniform(k_col, (x.shape[-1],), minval=-1.0, maxval=1.0)
+        shift = shift * aug.color_shift / 255.0
         fire = jax.random.bernoulli(k_col_p, aug.prob)
         x = jnp.clip(x + jnp.where(fire, shift, 0.0), 0.0, 1.0)
     return x
@@ -201,44 +229,85 @@ def augment_batch(key, images, aug: Augment, train: bool):
 # ---------------------------------------------------------------------------
 # Optimizers (optax), as the seeds use them.
 # ---------------------------------------------------------------------------
-def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
-    """SGD(+momentum) or Adam, constant or step-decayed learning rate, optional weight decay.
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("constant", "step", "plateau")
 
-    cfg keys: name ('sgd'|'adam'), lr, momentum, weight_decay, schedule
-    ('constant'|'step'), decay_every_epochs, decay_rate.
+
+def make_optimizer(cfg, steps_per_epoch: int, frozen: Callable | None = None):
+    """The seeds' optimizers in optax.
+
+    cfg keys: name ('sgd' | 'adam' | 'rmsprop'), lr, momentum, weight_decay,
+    schedule ('constant' | 'step': x decay_rate every decay_every_epochs |
+    'plateau': x decay_rate when the mean TRAINING loss of an epoch has not
+    improved for `patience` epochs; the held-out subject is never looked at),
+    decay_every_epochs, decay_rate, patience.
+    `frozen(path) -> bool` marks parameters that never change (e.g. AMAN's
+    frozen ResNet trunk): their updates are zero and they get no optimizer state.
+    The returned transformation takes `value=loss` in `update` (plateau needs it).
     """
-    if cfg.schedule == "constant":
-        lr = cfg.lr
-    elif cfg.schedule == "step":
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"config key 'optimizer.schedule': {cfg.schedule!r} not in {SCHEDULES}")
+    if cfg.name not in OPTIMIZERS:
+        raise ValueError(f"config key 'optimizer.name': {cfg.name!r} not in {OPTIMIZERS}")
+    lr = cfg.lr
+    if cfg.schedule == "step":
         lr = optax.exponential_decay(
             cfg.lr,
             transition_steps=max(1, cfg.decay_every_epochs * steps_per_epoch),
             decay_rate=cfg.decay_rate,
             staircase=True,
         )
-    else:
-        raise ValueError(
-            f"config key 'optimizer.schedule': {cfg.schedule!r} is not 'constant' or 'step'"
-        )
     if cfg.name == "sgd":
         opt = optax.sgd(lr, momentum=cfg.momentum or None)
     elif cfg.name == "adam":
         opt = optax.adam(lr)
-    else:
-        raise ValueError(f"config key 'optimizer.name': {cfg.name!r} is not 'sgd' or 'adam'")
+    else:  # PyTorch's RMSprop defaults (alpha 0.99, eps 1e-8), as AMAN's code uses.
+        opt = optax.rmsprop(lr, decay=0.99, eps=1e-8, momentum=cfg.momentum or None)
+    parts = []
     if cfg.weight_decay:
-        # L2 on the loss as in Caffe/PyTorch SGD: decay added to the gradient before the update.
-        return optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
-    return opt
+        # L2 on the loss as in Caffe/PyTorch: decay added to the gradient before the update.
+        parts.append(optax.add_decayed_weights(cfg.weight_decay))
+    parts.append(opt)
+    if cfg.schedule == "plateau":
+        parts.append(
+            optax.contrib.reduce_on_plateau(
+                factor=cfg.decay_rate,
+                patience=cfg.get("patience", 20),
+                accumulation_size=steps_per_epoch,
+            )
+        )
+    tx = optax.chain(*parts)
+    if frozen is not None:
+
+        def labels(params):
+            return jax.tree_util.tree_map_with_path(
+                lambda path, _: "frozen" if frozen(_path_names(path)) else "train", params
+            )
+
+        tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+    return optax.with_extra_args_support(tx)
+
+
+def _path_names(path) -> tuple[str, ...]:
+    return tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
 # ---------------------------------------------------------------------------
 # One fold: pure functions.
 # ---------------------------------------------------------------------------
-def make_fold_fns(model, tx, schedule: Schedule, aug: Augment, image_shape) -> "FoldFns":
-    """The pure one-fold functions of a sweep (see FoldFns)."""
-    size = aug.crop_size or min(image_shape[:2])
-    input_shape = (1, size, size, image_shape[-1])
+def make_fold_fns(
+    model, tx, schedule: Schedule, aug: Augment, image_shape, aux_loss: Callable | None = None
+) -> "FoldFns":
+    """The pure one-fold functions of a sweep (see FoldFns).
+
+    `image_shape` is one stored example's shape (..., H, W, C); the model sees
+    it cropped to `aug.crop_size`. The training loss is the mean over the batch
+    of softmax cross-entropy plus `aux_loss(out, labels)` (per example) when the
+    model defines extra terms (FR's proposal loss, STANet's mask L1).
+    """
+    tx = optax.with_extra_args_support(tx)  # update(..., value=loss) for every optimizer
+    size = aug.crop_size or min(image_shape[-3:-1])
+    input_shape = (1, *image_shape[:-3], size, size, image_shape[-1])
     length = schedule.steps_per_epoch * schedule.batch_size
 
     def init(fold_key) -> TrainState:
@@ -248,15 +317,16 @@ def make_fold_fns(model, tx, schedule: Schedule, aug: Augment, image_shape) -> "
         return TrainState(params, variables, tx.init(params))
 
     def apply(params, model_state, x, train, rng=None):
+        """(logits, out, new model_state)."""
         variables = {"params": params, **model_state}
         if train and model_state:
-            (logits, _), new_state = model.apply(
+            (logits, out), new_state = model.apply(
                 variables, x, train=True, rngs={"dropout": rng}, mutable=list(model_state)
             )
-            return logits, new_state
+            return logits, out, new_state
         rngs = {"dropout": rng} if rng is not None else None
-        logits, _ = model.apply(variables, x, train=train, rngs=rngs)
-        return logits, model_state
+        logits, out = model.apply(variables, x, train=train, rngs=rngs)
+        return logits, out, model_state
 
     def epoch_keys(fold, epoch):
         epoch_key = jax.random.fold_in(jax.random.fold_in(fold.key, 1), epoch)
@@ -279,12 +349,14 @@ def make_fold_fns(model, tx, schedule: Schedule, aug: Augment, image_shape) -> "
         x = augment_batch(aug_key, images, aug, train=True)
 
         def loss_fn(params):
-            logits, new_state = apply(params, state.model_state, x, True, dropout_key)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-            return loss, new_state
+            logits, out, new_state = apply(params, state.model_state, x, True, dropout_key)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+            if aux_loss is not None:
+                loss = loss + aux_loss(out, labels)
+            return loss.mean(), new_state
 
         (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, model_state, opt_state), (loss, leaked)
 
@@ -449,12 +521,14 @@ def train_folds(
     fold_group: int = 1,
     progress: Callable[[int, np.ndarray], None] | None = None,
     on_compiled: Callable[[float], None] | None = None,
+    aux_loss: Callable | None = None,
 ) -> FoldsOutput:
     """Train every fold of `folds` for `schedule.epochs` epochs and predict its held-out samples.
 
     `on_compiled(seconds)` is called once the programs are compiled and
     `progress(epochs_done, mean_loss_per_fold)` after each epoch (or each call
-    of `epochs_per_call` epochs). Raises LeakageError if a training
+    of `epochs_per_call` epochs). `aux_loss(out, labels)`: the model's extra
+    loss terms per example (see make_fold_fns). Raises LeakageError if a training
     batch ever held a sample of a subject its fold holds out.
     """
     strategy, step_loop = resolve_strategy(strategy, step_loop)
@@ -463,7 +537,7 @@ def train_folds(
             f"config key 'train.epochs_per_call': {schedule.epochs_per_call} does not divide "
             f"train.epochs {schedule.epochs}"
         )
-    fns = make_fold_fns(model, tx, schedule, aug, data.images.shape[1:])
+    fns = make_fold_fns(model, tx, schedule, aug, data.images.shape[1:], aux_loss)
     num_folds = folds.train_mask.shape[0]
     lift = partial(lift_over_folds, strategy=strategy, fold_group=fold_group)
     state = jax.jit(jax.vmap(fns.init))(folds.key)

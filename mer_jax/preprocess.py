@@ -1,19 +1,44 @@
-"""Turning a clip into a model input (the representations the seeds feed their nets).
+"""Turning a clip into a model input: the views the five seeds feed their networks.
 
-Seed 000 (Micro-Attention) reads the apex frame, face-cropped, grey-scale,
-resized; the other representations (magnified stacks, optical flow, TIM) join
-here as the preprocessing issue lands.
+A representation is a function `(clip: Clip, spec) -> np.ndarray` registered
+in `REPRESENTATIONS`; `spec` is the sweep config's `input` section (keys below,
+defaults in `mer_jax.config.base`). uint8 outputs are pixels (the engine scales
+them to [0, 1]); float32 outputs (optical flow) reach the model as they are.
+
+| name            | seed | output                          | spec keys read                         |
+|-----------------|------|---------------------------------|----------------------------------------|
+| `apex`          | 000  | (S, S, C) uint8 apex frame      | image_size, channels, apex             |
+| `evm_apex`      | 001  | (S, S, 3) uint8 EVM-magnified   | image_size, apex, evm.*                |
+| `flow`          | 002  | (S, S, 2|3) float32 onset->apex | image_size, channels, apex, flow_method|
+| `aman_stack`    | 003  | (n, k, S, S, 3) uint8           | image_size, num_frames, factors        |
+| `flow_sequence` | 004  | (T, S, S, 2) float32            | image_size, num_frames, flow_method    |
+
+`apex` chooses the apex frame: 'ground_truth' (the annotation; a clip without
+one, e.g. SMIC, is an error that says which other choice to make),
+'mid_clip' (seed 000 on SMIC) or 'interframe_diff' (seed 002 on SMIC:
+argmax_t mean |I_t - I_onset|).
 """
+
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from mer_jax import apex as apex_lib
+from mer_jax import evm, flow, tim
 
-def apex_frame(frames: np.ndarray, apex: int, *, clip: str = "?") -> np.ndarray:
-    """frames[apex] of a (T, H, W, C) clip; a clear error if the apex is outside the clip."""
-    if not 0 <= apex < len(frames):
-        raise ValueError(f"clip {clip}: apex frame {apex} outside its {len(frames)} frames")
-    return frames[apex]
+APEX_RULES = ("ground_truth", "mid_clip", "interframe_diff")
+
+
+class Clip(NamedTuple):
+    """One stored clip: frames (T, H, W, 3) uint8 and its onset/apex/offset (apex -1: none)."""
+
+    frames: np.ndarray
+    onset: int
+    apex: int
+    offset: int
+    id: str = "?"
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -36,14 +61,112 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
         return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
     if channels == 3 and have == 1:
         return np.repeat(image, 3, axis=-1)
-    raise ValueError(f"cannot turn {have} channels into {channels}")
+    raise ValueError(f"config key 'input.channels': cannot turn {have} channels into {channels}")
 
 
-def apex_input(
-    frames: np.ndarray, apex: int, size: int, channels: int, *, clip: str = "?"
-) -> np.ndarray:
-    """The 'apex' representation: the apex frame, resized, in `channels` channels (uint8)."""
-    return to_channels(resize(apex_frame(frames, apex, clip=clip), size), channels)
+def apex_index(clip: Clip, rule: str) -> int:
+    """The apex frame index of `clip` under `rule` (config key 'input.apex')."""
+    t = len(clip.frames)
+    if rule == "ground_truth":
+        if clip.apex < 0:
+            raise ValueError(
+                f"clip {clip.id}: no annotated apex (e.g. SMIC); set input.apex to "
+                f"'mid_clip' or 'interframe_diff'"
+            )
+        if clip.apex >= t:
+            raise ValueError(f"clip {clip.id}: apex frame {clip.apex} outside its {t} frames")
+        return int(clip.apex)
+    if rule == "mid_clip":
+        return int(apex_lib.mid_clip(clip.onset, clip.offset))
+    if rule == "interframe_diff":
+        lengths = np.array([clip.offset + 1])
+        onset = np.array([clip.onset])
+        return int(apex_lib.interframe_diff(clip.frames[None], lengths, onset)[0])
+    raise ValueError(f"config key 'input.apex': {rule!r} not in {APEX_RULES}")
 
 
-REPRESENTATIONS = {"apex": apex_input}
+def apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
+    """Seed 000: the apex frame, resized, in `channels` channels (uint8)."""
+    frame = clip.frames[apex_index(clip, spec["apex"])]
+    return to_channels(resize(frame, spec["image_size"]), spec["channels"])
+
+
+def flow_input(clip: Clip, spec: Mapping) -> np.ndarray:
+    """Seed 002: onset -> apex optical flow (dx, dy[, strain]) resized to S x S (float32).
+
+    Flow is computed at the stored resolution, then resized; the vectors are
+    scaled by S / stored size so they stay in pixels of the output grid.
+    """
+    apex = apex_index(clip, spec["apex"])
+    f = flow.flow_between(clip.frames, clip.onset, apex, method=spec["flow_method"], clip=clip.id)
+    if spec["channels"] == 3:
+        f = np.concatenate([f, flow.optical_strain(f)[..., None]], axis=-1)
+    elif spec["channels"] != 2:
+        raise ValueError(
+            f"config key 'input.channels': flow has 2 (or 3 with strain), got {spec['channels']}"
+        )
+    size = spec["image_size"]
+    scale = size / clip.frames.shape[1]
+    out = cv2.resize(
+        f, (size, size), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    out = out.reshape(size, size, -1)
+    out[..., :2] *= scale
+    return out.astype(np.float32)
+
+
+def _onset_offset(clip: Clip) -> np.ndarray:
+    return clip.frames[clip.onset : clip.offset + 1].astype(np.float32)
+
+
+def flow_sequence_input(clip: Clip, spec: Mapping) -> np.ndarray:
+    """Seed 004: onset..offset linearly interpolated to T + 1 frames, T adjacent flows (float32)."""
+    t = spec["num_frames"]
+    frames = np.asarray(tim.linear(_onset_offset(clip)[None], t + 1))[0]
+    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+    size = spec["image_size"]
+    frames = np.stack([resize(f, size) for f in frames])
+    return flow.flow_sequence(frames, method=spec["flow_method"], clip=clip.id).astype(np.float32)
+
+
+def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
+    """Seed 001: the clip Eulerian-magnified (Wu et al. 2012), then its apex frame, S x S x 3.
+
+    The band is read as fractions of Nyquist (`mer_jax.evm`: seed 001's
+    0.1-0.4 Hz selects no FFT bin of a 30-70 frame clip).
+    """
+    e = spec["evm"]
+    apex = apex_index(clip, spec["apex"])
+    size = spec["image_size"]
+    frames = np.stack([resize(f, size) for f in clip.frames])
+    out = evm.magnify(
+        frames[None],
+        e["alpha"],
+        e["low"],
+        e["high"],
+        fps=e["fps"],
+        filter=e["filter"],
+        lambda_c=e["lambda_c"],
+        band_units="nyquist",
+    )
+    return np.clip(np.rint(np.asarray(out[0, apex]) * 255.0), 0, 255).astype(np.uint8)
+
+
+def aman_stack_input(clip: Clip, spec: Mapping) -> np.ndarray:
+    """Seed 003: onset..offset TIM-normalised to n frames, each magnified against the onset
+    at every factor (Eulerian fallback of the learned magnifier): (n, k, S, S, 3) uint8."""
+    size = spec["image_size"]
+    frames = np.stack([resize(f, size) for f in clip.frames[clip.onset : clip.offset + 1]])
+    frames = np.asarray(tim.tim(frames[None].astype(np.float32) / 255.0, spec["num_frames"]))
+    out = evm.magnify_against_onset(np.clip(frames, 0.0, 1.0), spec["factors"], onset=0)
+    out = np.moveaxis(np.asarray(out[0]), 0, 1)  # (k, n, ...) -> (n, k, ...)
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+REPRESENTATIONS = {
+    "apex": apex_input,
+    "evm_apex": evm_apex_input,
+    "flow": flow_input,
+    "aman_stack": aman_stack_input,
+    "flow_sequence": flow_sequence_input,
+}

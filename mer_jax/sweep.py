@@ -34,11 +34,10 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
     # Data: builder -> tfds.data_source -> model inputs.
     dataset = data.load(
         config.dataset,
+        config.input,
         data_dir=config.data_dir or None,
-        representation=config.input.representation,
-        image_size=config.input.image_size,
-        channels=config.input.channels,
         log=log,
+        progress=progress,
     )
     num_classes = len(dataset.class_names)
 
@@ -64,7 +63,10 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
     model = models.build(
         config.model, num_classes, dtype=DTYPES[config.train.dtype], **config.model_kwargs
     )
-    tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch)
+    module = models.get_module(config.model)
+    tx = engine.make_optimizer(
+        config.optimizer, schedule.steps_per_epoch, frozen=getattr(module, "FROZEN", None)
+    )
     aug = engine.Augment(**config.augment)
 
     # Arrays on device, once; every fold indexes into them.
@@ -103,6 +105,7 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         fold_group=config.train.fold_group,
         progress=on_epoch,
         on_compiled=on_compiled,
+        aux_loss=getattr(module, "aux_loss", None),
     )
     bars[0].close()
 

@@ -13,7 +13,11 @@ import jax
 import jax.numpy as jnp
 
 MODELS = {
-    "micro_attention": "mer_jax.models.micro_attention",
+    "micro_attention": "mer_jax.models.micro_attention",  # seed 000
+    "dense_mixed_attention": "mer_jax.models.dense_mixed_attention",  # seed 001
+    "feature_refinement": "mer_jax.models.feature_refinement",  # seed 002
+    "aman": "mer_jax.models.aman",  # seed 003
+    "stanet": "mer_jax.models.stanet",  # seed 004
 }
 
 

@@ -1,0 +1,99 @@
+"""casme: CASME I (Yan et al. 2013), read from the user's licensed copy.
+
+One example per row of the coding sheet (19 subjects, every emotion as
+written there); STANet's 4 classes (disgust, repression, surprise, tense) come
+from label_schemes. The apex is the sheet's ApexF1; ApexF2 (a second apex on
+some rows) is not stored. Reading rules, stored fields and sheet
+repairs: data_builders/me_common.py and README.md.
+
+Assumed layout (from public loaders; no copy of the data was available): the
+sheet's header is on row 1 with columns Subject, Filename, (unnamed), OnsetF,
+ApexF1, ApexF2, OffsetF, (unnamed), AU, Emotion; columns are found by name, so
+their order does not matter. Frames are <clip>-<n>.jpg (cropped release
+reg_<clip>-<n>.jpg), n zero-padded in some subjects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from etils import epath
+
+from data_builders import me_common
+
+# The sheet is found by its header when it is not named like this.
+SHEETS = ("CASME-coding-20140508.xlsx", "casme.xlsx")
+SIGNATURE = ("OnsetF", "ApexF1", "OffsetF")
+RELEASE_DIRS = {
+    "cropped": ("CASME_cropped_selected", "Cropped"),
+    "raw": ("CASME_raw_selected",),
+}
+HEADERS = {
+    "subject": "Subject",
+    "filename": "Filename",
+    "onset_frame": "OnsetF",
+    "apex_frame": "ApexF1",
+    "offset_frame": "OffsetF",
+    "action_units": ("AU", "Action Units"),
+    "emotion": ("Emotion", "Estimated Emotion"),
+}
+SIZES = (112, 224)
+
+
+def _configs():
+    out = []
+    for release in RELEASE_DIRS:
+        for size in SIZES:
+            for frames in me_common.FRAME_MODES:
+                suffix = "" if frames == "onset_offset" else "_all"
+                span = "onset..offset" if frames == "onset_offset" else "every frame of the folder"
+                out.append(
+                    me_common.MEConfig(
+                        name=f"{release}_{size}{suffix}",
+                        description=f"{release} release, {span}, frames {size}x{size}.",
+                        release=release,
+                        image_size=size,
+                        frames=frames,
+                    )
+                )
+    return out
+
+
+class Builder(me_common.MEBuilder):
+    """CASME I clips, one `train` split (LOSO makes the folds)."""
+
+    pkg_dir_path = epath.Path(__file__).parent
+    RELEASES = tuple(RELEASE_DIRS)
+    BUILDER_CONFIGS = _configs()
+    HOMEPAGE = "http://casme.psych.ac.cn/casme/e1"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    CASME (CASME I) is licensed by its authors (Institute of Psychology,
+    Chinese Academy of Sciences). Request it at http://casme.psych.ac.cn/casme/e1
+    and unpack it into manual_dir as shipped:
+
+      manual_dir/
+        <coding sheet>.xlsx                           header on row 1: Subject, Filename,
+                                                      OnsetF, ApexF1, ApexF2, OffsetF, AU, Emotion
+        CASME_raw_selected/sub01/EP01_5/EP01_5-1.jpg  config release 'raw'
+        CASME_cropped_selected/sub01/EP01_5/...       config release 'cropped'
+        corrections.csv                               optional: your cell corrections
+
+    The sheet may have any name: it is recognised by its OnsetF/ApexF1/OffsetF
+    header. A folder may also sit one level down.
+    """
+
+    def _records(self, root: Path) -> list[me_common.Record]:
+        instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        sheet = me_common.find_sheet(root, SHEETS, SIGNATURE, "CASME coding sheet", instructions)
+        release = self.builder_config.release
+        frames_root = me_common.find_dir(
+            root, RELEASE_DIRS[release], f"CASME {release} frames", instructions
+        )
+        return me_common.records_from_sheet(
+            me_common.read_sheet(sheet, HEADERS),
+            dataset="casme",
+            headers={k: v if isinstance(v, str) else v[0] for k, v in HEADERS.items()},
+            subject_folder=lambda row: me_common.numbered_id(row, "subject", "Subject", "sub", 2),
+            frames_root=frames_root,
+            corrections=me_common.Corrections(root),
+        )

@@ -1,0 +1,84 @@
+"""samm: SAMM (Davison et al. 2018), read from the user's licensed copy.
+
+One example per row of SAMM_Micro_FACS_Codes_v2.xlsx (159 micro-movements,
+32 subjects; grey-scale frames stored replicated to RGB). `emotion` keeps the
+sheet's capitalised text and `objective_class` its 'Objective Classes' column
+(1-7). Reading rules, stored fields and sheet repairs (SAMM marks a missing
+apex with -1): data_builders/me_common.py and README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from etils import epath
+
+from data_builders import me_common
+
+SHEETS = ("SAMM_Micro_FACS_Codes_v2.xlsx",)
+RELEASE_DIRS = {"raw": ("SAMM",)}
+HEADERS = {
+    "subject": "Subject",
+    "filename": "Filename",
+    "onset_frame": "Onset Frame",
+    "apex_frame": "Apex Frame",
+    "offset_frame": "Offset Frame",
+    "action_units": "Action Units",
+    "emotion": "Estimated Emotion",
+    "objective_class": "Objective Classes",
+}
+SIZES = (112, 224)
+
+
+def _configs():
+    out = []
+    for size in SIZES:
+        for frames in me_common.FRAME_MODES:
+            suffix = "" if frames == "onset_offset" else "_all"
+            span = "onset..offset" if frames == "onset_offset" else "every frame of the folder"
+            out.append(
+                me_common.MEConfig(
+                    name=f"raw_{size}{suffix}",
+                    description=f"{span}, frames {size}x{size} (grey replicated to RGB).",
+                    release="raw",
+                    image_size=size,
+                    frames=frames,
+                )
+            )
+    return out
+
+
+class Builder(me_common.MEBuilder):
+    """SAMM micro-movements, one `train` split (LOSO makes the folds)."""
+
+    pkg_dir_path = epath.Path(__file__).parent
+    RELEASES = tuple(RELEASE_DIRS)
+    BUILDER_CONFIGS = _configs()
+    HOMEPAGE = "http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    SAMM is licensed by Manchester Metropolitan University. Request it at
+    http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php and unpack it into
+    manual_dir as shipped:
+
+      manual_dir/
+        SAMM_Micro_FACS_Codes_v2.xlsx     coding sheet (13 preamble rows, header on row 14)
+        SAMM/006/006_1_2/006_05562.jpg    frames: subject/clip/subject_frame.jpg
+        corrections.csv                   optional: your cell corrections
+
+    A folder may also sit one level down (manual_dir/SAMM/SAMM/006/...).
+    """
+
+    def _records(self, root: Path) -> list[me_common.Record]:
+        instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        sheet = me_common.find_sheet(
+            root, SHEETS, ("Onset Frame", "Apex Frame"), "SAMM coding sheet", instructions
+        )
+        frames_root = me_common.find_dir(root, RELEASE_DIRS["raw"], "SAMM frames", instructions)
+        return me_common.records_from_sheet(
+            me_common.read_sheet(sheet, HEADERS),
+            dataset="samm",
+            headers=HEADERS,
+            subject_folder=lambda row: me_common.numbered_id(row, "subject", "Subject", "", 3),
+            frames_root=frames_root,
+            corrections=me_common.Corrections(root),
+        )

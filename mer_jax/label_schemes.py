@@ -1,0 +1,286 @@
+"""Label protocols as data: which class each dataset's emotion becomes.
+
+The micro-expression builders store each clip's emotion as its sheet writes it
+(CASME II 'happiness', SAMM 'Happiness', SMIC the folder name) and SAMM's /
+CASME II's MEGC 2018 objective class ('1'..'7'). A scheme maps, per dataset,
+every known value of one such field (matched ignoring case and extra spaces)
+to a class name or to EXCLUDE (the clip is dropped). `apply` turns a column of
+values into class indices and a keep mask; a value the table does not know is
+an error, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+EXCLUDE = "<exclude>"
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """`tables[dataset][value]` is a class of `classes` or EXCLUDE; `field` is the example
+    feature holding the values ('emotion' or 'objective_class')."""
+
+    name: str
+    classes: tuple[str, ...]
+    tables: Mapping[str, Mapping[str, str]]
+    field: str = "emotion"
+    reference: str = ""
+
+
+def _identity(*names: str) -> dict[str, str]:
+    return {n: n for n in names}
+
+
+_SMIC_3 = _identity("negative", "positive", "surprise")
+# MEGC 2018 objective classes I-VII (Davison et al. 2018), written 1-7 in the
+# SAMM sheet and CASME2-ObjectiveClasses.xlsx; seed 000 Table 1 names them.
+_OBJECTIVE = {
+    "1": "happiness",
+    "2": "surprise",
+    "3": "anger",
+    "4": "disgust",
+    "5": "sadness",
+    "6": EXCLUDE,  # fear
+    "7": EXCLUDE,  # others
+}
+_OBJECTIVE |= {
+    roman: _OBJECTIVE[str(i)] for i, roman in enumerate("i ii iii iv v vi vii".split(), 1)
+}
+
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme(
+            name="megc2019_3class",
+            classes=("negative", "positive", "surprise"),
+            reference=(
+                "MEGC 2019 composite (CDE): seed 002 Table 9, seed 001 Table 2. "
+                "The official list (megc2019_combined_3class_gt.csv) also leaves out a few "
+                "CASME II clips this table keeps (88 negative there, 91 here)."
+            ),
+            tables={
+                "casme2": {
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "disgust": "negative",
+                    "repression": "negative",
+                    "others": EXCLUDE,
+                    "fear": EXCLUDE,
+                    "sadness": EXCLUDE,
+                },
+                "samm": {
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "anger": "negative",
+                    "contempt": "negative",
+                    "disgust": "negative",
+                    "fear": "negative",
+                    "sadness": "negative",
+                    "other": EXCLUDE,
+                    "others": EXCLUDE,
+                },
+                "smic": _SMIC_3,
+            },
+        ),
+        Scheme(
+            name="casme2_5class",
+            classes=("happiness", "surprise", "disgust", "repression", "others"),
+            reference="CASME II, 247 clips: seed 002 Table 13, seed 001 Sec. 4.5.2, 003 Sec. 3.1.1, 004 Sec. 4.1.",
+            tables={
+                "casme2": {
+                    **_identity("happiness", "surprise", "disgust", "repression", "others"),
+                    "fear": EXCLUDE,
+                    "sadness": EXCLUDE,
+                }
+            },
+        ),
+        Scheme(
+            name="casme2_7class",
+            classes=("happiness", "surprise", "disgust", "sadness", "fear", "repression", "others"),
+            reference="CASME II, all 256 clips: seed 002 Sec. 6.1.4.",
+            tables={
+                "casme2": _identity(
+                    "happiness", "surprise", "disgust", "sadness", "fear", "repression", "others"
+                )
+            },
+        ),
+        Scheme(
+            name="nps_others_4class",
+            classes=("negative", "positive", "surprise", "others"),
+            reference="CASME II (256 clips) and SAMM in 4 classes: seed 002 Table 12.",
+            tables={
+                "casme2": {
+                    "disgust": "negative",
+                    "sadness": "negative",
+                    "fear": "negative",
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "repression": "others",
+                    "others": "others",
+                },
+                "samm": {
+                    "anger": "negative",
+                    "contempt": "negative",
+                    "disgust": "negative",
+                    "fear": "negative",
+                    "sadness": "negative",
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "other": "others",
+                    "others": "others",
+                },
+            },
+        ),
+        Scheme(
+            name="cdmer_3class",
+            classes=("negative", "positive", "surprise"),
+            reference="CDMER, CASME II <-> SMIC HS/VIS/NIR: seed 002 Table 11 (CASME II 130 clips).",
+            tables={
+                "casme2": {
+                    "disgust": "negative",
+                    "sadness": "negative",
+                    "fear": "negative",
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "repression": EXCLUDE,
+                    "others": EXCLUDE,
+                },
+                "smic": _SMIC_3,
+            },
+        ),
+        Scheme(
+            name="samm_5class",
+            classes=("anger", "contempt", "happiness", "surprise", "other"),
+            reference="SAMM classes with > 10 clips: seed 001 Sec. 4.5.2 (SDE), seed 003 Sec. 3.1.1.",
+            tables={
+                "samm": {
+                    **_identity("anger", "contempt", "happiness", "surprise", "other"),
+                    "others": "other",
+                    "disgust": EXCLUDE,
+                    "fear": EXCLUDE,
+                    "sadness": EXCLUDE,
+                }
+            },
+        ),
+        Scheme(
+            name="objective_5class",
+            classes=("happiness", "surprise", "anger", "disgust", "sadness"),
+            field="objective_class",
+            reference=(
+                "Seed 000 Sec. 4.1 and Table 1 (MEGC 2018 objective classes I-V; VI fear and VII "
+                "others dropped): CASME II 185 clips, SAMM 68. CASME II's classes come from "
+                "CASME2-ObjectiveClasses.xlsx, SAMM's from its sheet."
+            ),
+            tables={"casme2": _OBJECTIVE, "samm": _OBJECTIVE},
+        ),
+        Scheme(
+            name="casme_4class",
+            classes=("disgust", "repression", "surprise", "tense"),
+            reference="CASME I in 4 classes: seed 004 Sec. 4.1.",
+            tables={
+                "casme": {
+                    **_identity("disgust", "repression", "surprise", "tense"),
+                    **dict.fromkeys(
+                        ("amusement", "happiness", "contempt", "fear", "sadness"), EXCLUDE
+                    ),
+                }
+            },
+        ),
+        Scheme(
+            name="smic_3class",
+            classes=("negative", "positive", "surprise"),
+            reference="SMIC (HS, VIS, NIR) folder labels: seeds 000-004.",
+            tables={"smic": _SMIC_3},
+        ),
+    )
+}
+
+
+def _check(scheme: Scheme) -> None:
+    for dataset, table in scheme.tables.items():
+        for value, cls in table.items():
+            if cls != EXCLUDE and cls not in scheme.classes:
+                raise ValueError(
+                    f"label scheme {scheme.name!r}, dataset {dataset!r}: {value!r} maps to "
+                    f"{cls!r}, not one of {scheme.classes}"
+                )
+
+
+for _scheme in SCHEMES.values():
+    _check(_scheme)
+
+
+def get(name: str) -> Scheme:
+    if name not in SCHEMES:
+        raise KeyError(f"unknown label scheme {name!r}; known: {sorted(SCHEMES)}")
+    return SCHEMES[name]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _key(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # A numeric cell: 3.0 -> '3'.
+    return " ".join(_text(value).split()).lower()
+
+
+def _where(where, i: int) -> str:
+    if where is None:
+        return f"item {i}"
+    if isinstance(where, str):
+        return f"{where} item {i}"
+    return _text(where[i])
+
+
+def apply(
+    scheme: Scheme | str,
+    dataset: str | bytes | Sequence[str | bytes],
+    emotions: Sequence[str | bytes],
+    where: str | Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, keep): class indices (int32, -1 where dropped) and the keep mask (bool).
+
+    `emotions` are the values of the scheme's `field`; `dataset` names the
+    table, one for all values or one per value (composite sets); `where[i]`
+    (e.g. the clip id, or 'sheet.xlsx row 7') names value i in errors.
+    Raises ValueError for a value or dataset the scheme does not know.
+    """
+    scheme = get(scheme) if isinstance(scheme, str) else scheme
+    n = len(emotions)
+    if isinstance(dataset, str | bytes):
+        datasets = [_text(dataset)] * n
+    else:
+        datasets = [_text(d) for d in dataset]
+        if len(datasets) != n:
+            raise ValueError(f"{len(datasets)} dataset names for {n} values")
+    if where is not None and not isinstance(where, str) and len(where) != n:
+        raise ValueError(f"{len(where)} `where` entries for {n} values")
+    index = {c: i for i, c in enumerate(scheme.classes)}
+    labels = np.full(n, -1, np.int32)
+    keep = np.zeros(n, bool)
+    for i, (ds, value) in enumerate(zip(datasets, emotions)):
+        table = scheme.tables.get(ds)
+        if table is None:
+            raise ValueError(
+                f"{_where(where, i)}: label scheme {scheme.name!r} has no table for dataset "
+                f"{ds!r}; it covers {sorted(scheme.tables)}"
+            )
+        cls = table.get(_key(value))
+        if cls is None:
+            hint = ""
+            if scheme.field == "objective_class" and not _key(value):
+                hint = " (empty: for CASME II put CASME2-ObjectiveClasses.xlsx in manual_dir)"
+            raise ValueError(
+                f"{_where(where, i)}: {scheme.field} {_text(value)!r} of dataset {ds!r} is not in "
+                f"label scheme {scheme.name!r}{hint}; known: {sorted(table)}"
+            )
+        if cls != EXCLUDE:
+            labels[i] = index[cls]
+            keep[i] = True
+    return labels, keep

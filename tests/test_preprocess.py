@@ -1,0 +1,86 @@
+"""Clip -> model input: every representation on a synthetic clip, and the apex rules."""
+
+import numpy as np
+import pytest
+
+from data_builders.synthetic_me import faces
+from data_builders.synthetic_me.synthetic_me_dataset_builder import Builder
+from mer_jax import config, flow, preprocess
+
+CASME2 = next(c for c in Builder.BUILDER_CONFIGS if c.name == "casme2")
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """A synthetic clip at 112x112 whose apex is far from its middle frame."""
+    plan = faces.plan_corpus(CASME2)
+    c = next(c for c in plan.clips if abs(c.apex - (c.onset + c.offset) // 2) >= 2)
+    frames = faces.render_clip(CASME2, c)
+    return preprocess.Clip(frames, c.onset, c.apex, c.offset, c.id)
+
+
+def _spec(**kw):
+    spec = config.base().input
+    for k, v in kw.items():
+        spec[k] = v
+    return spec
+
+
+def test_apex_rules(clip):
+    assert preprocess.apex_index(clip, "ground_truth") == clip.apex
+    assert preprocess.apex_index(clip, "mid_clip") == clip.onset + (clip.offset - clip.onset) // 2
+    # Interframe-Diff on this clip: the frame furthest from the onset, by a NumPy loop.
+    f = clip.frames.astype(np.float64)
+    diffs = [np.abs(f[t] - f[clip.onset]).mean() for t in range(clip.onset, clip.offset + 1)]
+    assert preprocess.apex_index(clip, "interframe_diff") == clip.onset + int(np.argmax(diffs))
+    no_apex = clip._replace(apex=-1, id="smic/s1/s1_ne_01")
+    with pytest.raises(ValueError, match="smic/s1/s1_ne_01.*mid_clip"):
+        preprocess.apex_index(no_apex, "ground_truth")
+    with pytest.raises(ValueError, match="input.apex"):
+        preprocess.apex_index(clip, "middle")
+
+
+def test_apex_representation(clip):
+    out = preprocess.apex_input(clip, _spec(image_size=48, channels=1))
+    assert out.shape == (48, 48, 1) and out.dtype == np.uint8
+    grey = preprocess.to_channels(preprocess.resize(clip.frames[clip.apex], 48), 1)
+    np.testing.assert_array_equal(out, grey)
+
+
+def test_flow_representation_is_scaled_to_the_output_grid(clip):
+    out = preprocess.flow_input(clip, _spec(image_size=28, channels=2, flow_method="farneback"))
+    assert out.shape == (28, 28, 2) and out.dtype == np.float32
+    full = flow.flow_between(clip.frames, clip.onset, clip.apex, method="farneback")
+    # Mean displacement in output pixels = mean displacement in stored pixels x 28 / 112.
+    np.testing.assert_allclose(out.mean((0, 1)), full.mean((0, 1)) * 28 / 112, atol=2e-3)
+    assert np.abs(out).max() > 0.1  # The clip moves at its apex.
+    strain = preprocess.flow_input(clip, _spec(image_size=28, channels=3, flow_method="farneback"))
+    assert strain.shape == (28, 28, 3) and (strain[..., 2] >= 0).all()
+
+
+def test_sequence_and_stack_representations(clip):
+    seq = preprocess.flow_sequence_input(
+        clip, _spec(image_size=32, num_frames=6, flow_method="dis")
+    )
+    assert seq.shape == (6, 32, 32, 2) and seq.dtype == np.float32 and np.isfinite(seq).all()
+    stack = preprocess.aman_stack_input(clip, _spec(image_size=32, num_frames=5, factors=(1, 5)))
+    assert stack.shape == (5, 2, 32, 32, 3) and stack.dtype == np.uint8
+    # Factor 1 is the (TIM-resampled) frame itself; the first TIM frame is the onset.
+    onset = preprocess.resize(clip.frames[clip.onset], 32).astype(int)
+    assert np.abs(stack[0, 0].astype(int) - onset).max() <= 1
+    # A larger factor moves the later frames further from the onset.
+    moved = [np.abs(stack[-3, k].astype(int) - stack[0, k]).mean() for k in range(2)]
+    assert moved[1] > 1.5 * moved[0]
+
+
+def test_evm_apex_representation_magnifies(clip):
+    spec = _spec(image_size=32, channels=3)
+    out = preprocess.evm_apex_input(clip, spec)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    spec.evm.alpha = 0.0
+    plain = preprocess.evm_apex_input(clip, spec)
+    apex = preprocess.resize(clip.frames[clip.apex], 32)
+    # alpha 0: the apex frame itself, up to the reference's YIQ round trip (ntsc2rgb rescaling).
+    assert np.abs(plain.astype(int) - apex).mean() < 0.5
+    assert np.abs(plain.astype(int) - apex).max() <= 4
+    assert np.abs(out.astype(int) - apex).mean() > 4 * np.abs(plain.astype(int) - apex).mean()
