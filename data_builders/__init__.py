@@ -13,6 +13,13 @@ BUILDER_MODULES = {
     "samm": "data_builders.samm",
     "smic": "data_builders.smic",
     "casme": "data_builders.casme",
+    # Macro-expression sets for pre-training.
+    "ck_plus": "data_builders.ck_plus",
+    "oulu_casia": "data_builders.oulu_casia",
+    "jaffe": "data_builders.jaffe",
+    "mug": "data_builders.mug",
+    "raf_db": "data_builders.raf_db",
+    "fer2013": "data_builders.fer2013",
 }
 
 

@@ -72,6 +72,31 @@ class MEConfig(tfds.core.BuilderConfig):
     frames: str = "onset_offset"
 
 
+def release_configs(
+    releases, sizes, *, named_release: bool = True, note: str = ""
+) -> list[MEConfig]:
+    """One config per release x frame size x frame mode, named '<release>_<size>[_all]'
+    ('_all': every frame of the clip folder, else onset..offset). `named_release=False`
+    leaves the release out of the description (datasets that ship one release)."""
+    out = []
+    for release in releases:
+        for size in sizes:
+            for frames in FRAME_MODES:
+                suffix = "" if frames == "onset_offset" else "_all"
+                span = "onset..offset" if frames == "onset_offset" else "every frame of the folder"
+                where = f"{release} release, " if named_release else ""
+                out.append(
+                    MEConfig(
+                        name=f"{release}_{size}{suffix}",
+                        description=f"{where}{span}, frames {size}x{size}{note}.",
+                        release=release,
+                        image_size=size,
+                        frames=frames,
+                    )
+                )
+    return out
+
+
 def features(image_size: int) -> tfds.features.FeaturesDict:
     """The features every micro-expression builder writes."""
     text = tfds.features.Text

@@ -39,6 +39,7 @@ def get_config(arg=None):
         c.model_kwargs.layers_per_block = (2, 2)
         c.model_kwargs.head_size = 4
         c.train.epochs = 10
+        c.train.balance = False
         c.train.batch_size = 16
         c.optimizer.lr = 1e-3
         c.optimizer.schedule = "constant"

@@ -37,7 +37,8 @@ def get_config(arg=None):
         c.dataset = "synthetic_me/casme2"
         c.model_kwargs.shared_features = 256
         c.model_kwargs.head_features = 64
-        c.train.epochs = 20
+        c.train.epochs = 10
+        c.train.balance = False
         c.optimizer.name = "adam"
         c.optimizer.lr = 1e-3
     elif arg:

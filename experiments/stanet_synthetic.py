@@ -41,7 +41,8 @@ def get_config(arg=None):
         c.augment.crop_size = 32
         c.model_kwargs.width = 8
         c.model_kwargs.hourglass_depth = 2
-        c.train.epochs = 10
+        c.train.epochs = 6
+        c.train.balance = False
         c.train.batch_size = 16
         c.optimizer.lr = 1e-3
     elif arg:

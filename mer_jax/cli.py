@@ -12,6 +12,8 @@ import os
 import pathlib
 import sys
 
+from mer_jax import bench, describe
+
 
 def _enable_compilation_cache(path: str | None) -> None:
     """Persistent XLA cache: an identical second sweep skips most of its compile time."""
@@ -57,11 +59,11 @@ def cmd_models(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<18} {'ablation':<18} {'input':<14} {'classes':>7} {'params':>12}")
+    print(f"{'model':<22} {'ablation':<16} {'input':<15} {'classes':>7} {'params':>12}")
     for r in rows:
         shape = "x".join(str(s) for s in r["input_shape"])
         print(
-            f"{r['model']:<18} {r['ablation']:<18} {shape:<14} {r['num_classes']:>7} {r['params']:>12,}"
+            f"{r['model']:<22} {r['ablation']:<16} {shape:<15} {r['num_classes']:>7} {r['params']:>12,}"
         )
     return 0
 
@@ -139,6 +141,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="registered models and ablations with parameter counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_models)
+    bench.add_parser(sub)
 
     data = sub.add_parser("data", help="dataset builders").add_subparsers(
         dest="data_command", required=True
@@ -155,6 +158,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--manual-dir", default=None, help="your copy of the dataset, official layout")
     p.set_defaults(fn=cmd_data_build)
+    describe.add_parser(data)
     return parser
 
 

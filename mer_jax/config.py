@@ -108,6 +108,9 @@ def base() -> ml_collections.ConfigDict:
     # Model section.
     c.model = "micro_attention"
     c.model_kwargs = ml_collections.ConfigDict()  # keyword arguments of the model's `Model`
+    # Initialisation: '' (random) or a weights file the model's `load_pretrained` reads
+    # (AMAN: a torchvision ResNet-18 state_dict as .npz).
+    c.init = ml_collections.ConfigDict({"pretrained": ""})
     # Training section.
     c.train = ml_collections.ConfigDict(
         {
@@ -119,6 +122,9 @@ def base() -> ml_collections.ConfigDict:
             "fold_strategy": "auto",  # auto | vmap | map | loop (engine.resolve_strategy)
             "step_loop": "auto",  # auto | scan | python
             "fold_group": 1,  # folds per lax.map group with fold_strategy='map'
+            # Models with a frozen trunk (AMAN): run it once per clip, train the head on
+            # the cached features (identical for every fold; no pixel augmentation then).
+            "cache_frozen_trunk": True,
         }
     )
     c.augment = ml_collections.ConfigDict(

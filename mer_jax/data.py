@@ -110,13 +110,16 @@ def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> 
     return out
 
 
-def _load_one(name, data_dir, split, spec, log, progress):
+def _load_one(name, data_dir, split, spec, log, progress, default_scheme=""):
     builder = prepare_builder(name, data_dir, log=log)
     source = tfds.data_source(name, data_dir=data_dir or None, split=split)
     n = len(source)
     features = builder.info.features
     meta = {k: [] for k in ("subject", "source", "clip", "emotion", "dataset", "label")}
     scheme_name = spec.get("label_scheme") or ""
+    if not scheme_name and "label" not in features and default_scheme:
+        scheme_name = default_scheme
+        log(f"{name}: labels by the protocol's label scheme {scheme_name}")
     scheme = label_schemes.get(scheme_name) if scheme_name else None
     field = scheme.field if scheme else "label"
     if scheme is None and "label" not in features:
@@ -166,11 +169,14 @@ def load(
     split: str = "train",
     log: Callable[[str], None] = print,
     progress: bool = True,
+    default_label_scheme: str = "",
 ) -> Dataset:
     """Every example of `name` ('a' or 'a+b+...') as the model input `spec` describes.
 
     `spec` is the sweep config's `input` section: representation, image_size,
     channels, apex, label_scheme, ... (see `mer_jax.preprocess`).
+    `default_label_scheme` (the protocol's) labels datasets that store only
+    emotions when `spec.label_scheme` is empty.
     """
     representation = spec["representation"]
     if representation not in preprocess.REPRESENTATIONS:
@@ -179,7 +185,10 @@ def load(
             f"known: {sorted(preprocess.REPRESENTATIONS)}"
         )
     parts = [part for part in name.split("+") if part]
-    loaded = [_load_one(part, data_dir, split, spec, log, progress)[0] for part in parts]
+    loaded = [
+        _load_one(part, data_dir, split, spec, log, progress, default_label_scheme)[0]
+        for part in parts
+    ]
     class_names = loaded[0].class_names
     for part, ds in zip(parts, loaded):
         if ds.class_names != class_names:

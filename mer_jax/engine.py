@@ -295,8 +295,33 @@ def _path_names(path) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------
 # One fold: pure functions.
 # ---------------------------------------------------------------------------
+def merge_variables(variables, pretrained, where: str = "variables"):
+    """`variables` with each leaf of `pretrained` (same path, same shape) put in its place.
+
+    Leaves `pretrained` lacks keep their initial values (e.g. a new classifier).
+    """
+    if not hasattr(pretrained, "items"):
+        if pretrained.shape != variables.shape:
+            raise ValueError(
+                f"pretrained {where} has shape {pretrained.shape}, the model {variables.shape}"
+            )
+        return jnp.asarray(pretrained, variables.dtype)
+    out = dict(variables)
+    for key, value in pretrained.items():
+        if key not in out:
+            raise KeyError(f"pretrained {where}/{key} does not exist in the model")
+        out[key] = merge_variables(out[key], value, f"{where}/{key}")
+    return out
+
+
 def make_fold_fns(
-    model, tx, schedule: Schedule, aug: Augment, image_shape, aux_loss: Callable | None = None
+    model,
+    tx,
+    schedule: Schedule,
+    aug: Augment,
+    image_shape,
+    aux_loss: Callable | None = None,
+    initial_variables=None,
 ) -> "FoldFns":
     """The pure one-fold functions of a sweep (see FoldFns).
 
@@ -304,6 +329,8 @@ def make_fold_fns(
     it cropped to `aug.crop_size`. The training loss is the mean over the batch
     of softmax cross-entropy plus `aux_loss(out, labels)` (per example) when the
     model defines extra terms (FR's proposal loss, STANet's mask L1).
+    `initial_variables` (e.g. pretrained weights) replace the matching leaves of
+    every fold's random initialisation.
     """
     tx = optax.with_extra_args_support(tx)  # update(..., value=loss) for every optimizer
     size = aug.crop_size or min(image_shape[-3:-1])
@@ -312,6 +339,8 @@ def make_fold_fns(
 
     def init(fold_key) -> TrainState:
         variables = model.init(jax.random.fold_in(fold_key, 0), jnp.zeros(input_shape), train=False)
+        if initial_variables is not None:
+            variables = merge_variables(variables, initial_variables)
         variables = dict(variables)
         params = variables.pop("params")
         return TrainState(params, variables, tx.init(params))
@@ -522,13 +551,14 @@ def train_folds(
     progress: Callable[[int, np.ndarray], None] | None = None,
     on_compiled: Callable[[float], None] | None = None,
     aux_loss: Callable | None = None,
+    initial_variables=None,
 ) -> FoldsOutput:
     """Train every fold of `folds` for `schedule.epochs` epochs and predict its held-out samples.
 
     `on_compiled(seconds)` is called once the programs are compiled and
     `progress(epochs_done, mean_loss_per_fold)` after each epoch (or each call
     of `epochs_per_call` epochs). `aux_loss(out, labels)`: the model's extra
-    loss terms per example (see make_fold_fns). Raises LeakageError if a training
+    loss terms per example; `initial_variables`: pretrained leaves (see make_fold_fns). Raises LeakageError if a training
     batch ever held a sample of a subject its fold holds out.
     """
     strategy, step_loop = resolve_strategy(strategy, step_loop)
@@ -537,7 +567,9 @@ def train_folds(
             f"config key 'train.epochs_per_call': {schedule.epochs_per_call} does not divide "
             f"train.epochs {schedule.epochs}"
         )
-    fns = make_fold_fns(model, tx, schedule, aug, data.images.shape[1:], aux_loss)
+    fns = make_fold_fns(
+        model, tx, schedule, aug, data.images.shape[1:], aux_loss, initial_variables
+    )
     num_folds = folds.train_mask.shape[0]
     lift = partial(lift_over_folds, strategy=strategy, fold_group=fold_group)
     state = jax.jit(jax.vmap(fns.init))(folds.key)

@@ -210,6 +210,82 @@ def _check(scheme: Scheme) -> None:
                 )
 
 
+# ----------------------------------------------------------------------------
+# Macro-expression pre-training sets (data_builders/ck_plus, oulu_casia, jaffe,
+# mug, raf_db, fer2013): each stores the emotion under the dataset's own name
+# (CK+ 'happy', Oulu-CASIA 'Happiness', FER-2013 'sad'); each scheme's classes are
+# in the order of the micro-expression scheme it is fine-tuned on, so a
+# pre-trained head lines up with the fine-tuning classes.
+
+# The five classes of seed 000, in the order of label_schemes 'objective_5class'.
+_FIVE = ("happiness", "surprise", "anger", "disgust", "sadness")
+_FIVE_ELSEWHERE = {
+    **_identity("anger", "disgust", "happiness", "sadness", "surprise"),
+    "fear": EXCLUDE,
+    "neutral": EXCLUDE,
+}
+
+_MACRO: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme(
+            name="macro_5class",
+            classes=_FIVE,
+            reference=(
+                "Seed 000 Sec. 4.1 pre-training on CK+, Oulu-CASIA (VIS, normal light), JAFFE, MUG "
+                "in its five emotion types (those of the objective classes I-V): CK+ 852 images "
+                "(last 3 frames of 284 sequences), Oulu-CASIA 1200 (400 x 3), JAFFE 151, MUG 8228; "
+                "contempt, fear and neutral are dropped."
+            ),
+            tables={
+                "ck_plus": {
+                    "happy": "happiness",
+                    **_identity("anger", "disgust", "sadness", "surprise"),
+                    "neutral": EXCLUDE,
+                    "contempt": EXCLUDE,
+                    "fear": EXCLUDE,
+                },
+                "oulu_casia": {k: v for k, v in _FIVE_ELSEWHERE.items() if k != "neutral"},
+                "jaffe": _FIVE_ELSEWHERE,
+                "mug": _FIVE_ELSEWHERE,
+            },
+        ),
+        Scheme(
+            name="macro_3class",
+            classes=("negative", "positive", "surprise"),
+            reference=(
+                "Seed 001 Sec. 4.1.1, Table 2: CK+, RAF-DB, FER-2013 in the MEGC 2019 classes "
+                "(order of 'megc2019_3class'); RAF-DB and FER-2013 neutral excluded. CK+ neutral "
+                "(code 0, absent from the released emotion files) is excluded too."
+            ),
+            tables={
+                "ck_plus": {
+                    **dict.fromkeys(
+                        ("anger", "contempt", "disgust", "fear", "sadness"), "negative"
+                    ),
+                    "happy": "positive",
+                    "surprise": "surprise",
+                    "neutral": EXCLUDE,
+                },
+                "raf_db": {
+                    **dict.fromkeys(("fear", "disgust", "sadness", "anger"), "negative"),
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "neutral": EXCLUDE,
+                },
+                "fer2013": {
+                    **dict.fromkeys(("angry", "fear", "disgust", "sad"), "negative"),
+                    "happy": "positive",
+                    "surprise": "surprise",
+                    "neutral": EXCLUDE,
+                },
+            },
+        ),
+    )
+}
+
+SCHEMES.update(_MACRO)
+
 for _scheme in SCHEMES.values():
     _check(_scheme)
 

@@ -68,10 +68,14 @@ def _column(counts):
     return [values[i] for i in np.random.default_rng(0).permutation(len(values))]
 
 
+# Tested against the seeds' pre-training counts in tests/data_builders/test_macro_builders.py.
+MACRO = {"macro_5class", "macro_3class"}
+
+
 def test_every_scheme_is_tested():
-    assert set(EXPECTED) == set(label_schemes.SCHEMES)
-    for name, scheme in label_schemes.SCHEMES.items():
-        assert set(EXPECTED[name]) == set(scheme.tables), name
+    assert set(EXPECTED) == set(label_schemes.SCHEMES) - MACRO
+    for name in EXPECTED:
+        assert set(EXPECTED[name]) == set(label_schemes.get(name).tables), name
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

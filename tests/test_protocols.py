@@ -1,9 +1,96 @@
-"""LOSO fold tables and the host-side leakage check."""
+"""Fold tables (LOSO, MEGC 2019 CDE, seed 000 CDE/HDE, seed 002 CDMER) and the leakage check."""
+
+import collections
+import csv
+import importlib.resources
+import warnings
 
 import numpy as np
 import pytest
 
 from mer_jax import protocols
+
+LIST = importlib.resources.files("mer_jax") / "resources" / "megc2019_combined_3class_gt.csv"
+MEGC = ("negative", "positive", "surprise")
+# Seed 002 Table 9 (442 clips): class counts and subjects per dataset. The
+# official list lacks one negative SAMM clip (032_3_1), so SAMM has 91 there.
+TABLE_9 = {"smic": (70, 51, 43, 16), "casme2": (88, 32, 25, 24), "samm": (92, 26, 15, 28)}
+# Seed 002 Table 10, written out: (experiment, source, target).
+TABLE_10 = [
+    (1, "SMIC-HS", "SMIC-VIS"),
+    (2, "SMIC-VIS", "SMIC-HS"),
+    (3, "SMIC-HS", "SMIC-NIR"),
+    (4, "SMIC-NIR", "SMIC-HS"),
+    (5, "SMIC-VIS", "SMIC-NIR"),
+    (6, "SMIC-NIR", "SMIC-VIS"),
+    (7, "CASME II", "SMIC-HS"),
+    (8, "SMIC-HS", "CASME II"),
+    (9, "CASME II", "SMIC-VIS"),
+    (10, "SMIC-VIS", "CASME II"),
+    (11, "CASME II", "SMIC-NIR"),
+    (12, "SMIC-NIR", "CASME II"),
+]
+# Paper name -> (letter, protocol name part, the builders' `source`).
+PAPER = {
+    "SMIC-HS": ("H", "smic_hs", "smic"),
+    "SMIC-VIS": ("V", "smic_vis", "smic_vis"),
+    "SMIC-NIR": ("N", "smic_nir", "smic_nir"),
+    "CASME II": ("C", "casme2", "casme2"),
+}
+
+
+def _csv_rows():
+    with LIST.open(newline="") as f:
+        return [row for row in csv.reader(f) if row]
+
+
+def _builder_ids(dataset, subject, clip):
+    """The (subject, clip) ids the ME builders give a listed clip: their folder names."""
+    if dataset == "casme2":
+        folder, name = subject, clip
+    elif dataset == "samm":
+        folder, name = f"{int(subject):03d}", clip
+    else:  # SMIC folders are s1, s1_ne_01 where the list writes s01, s01_ne_01.
+        folder = f"s{int(subject[1:])}"
+        name = folder + clip[len(subject) :]
+    return f"{dataset}/{folder}", f"{dataset}/{folder}/{name}"
+
+
+def composite(seed=0, extra=()):
+    """A pooled sample list: every listed clip, distractors, SMIC-VIS/NIR; shuffled.
+
+    Returns (datasets, subjects, clips, labels) and the set of listed clip ids.
+    """
+    rows = []
+    for dataset, subject, clip, label in _csv_rows():
+        s, c = _builder_ids(dataset, subject, clip)
+        rows.append((dataset, s, c, int(label)))
+    listed = {r[2] for r in rows}
+    rows += [
+        ("casme2", "casme2/sub01", "casme2/sub01/EP99_01f", 2),  # not listed ('others')
+        ("casme2", "casme2/sub10", "casme2/sub10/EP01_01", 0),  # a subject not on the list
+        ("casme2", "casme2/sub10", "casme2/sub10/EP02_01", 1),
+        ("samm", "samm/032", "samm/032/032_3_1", 0),  # the 442nd clip
+        ("samm", "samm/008", "samm/008/008_1_1", 0),
+        ("smic", "smic/s3", "smic/s3/s3_ne_99", 0),
+        *extra,
+    ]
+    for source in ("smic_vis", "smic_nir"):  # Same folder names as HS: must not match.
+        for k, (subject, emotion) in enumerate([("s1", "ne"), ("s1", "po"), ("s2", "sur")]):
+            clip = f"{source}/{subject}/{subject}_{emotion}_0{k + 1}"
+            rows.append((source, f"{source}/{subject}", clip, k))
+    order = np.random.default_rng(seed).permutation(len(rows))
+    cols = [np.array([rows[i][j] for i in order]) for j in range(3)]
+    labels = np.array([rows[i][3] for i in order], np.int32)
+    return (*cols, labels), listed
+
+
+def _no_subject_shared(table, subjects):
+    """Independent of check_no_leakage: test subjects never train, masks never overlap."""
+    for f in range(table.num_folds):
+        train, test = table.train_mask[f], table.test_mask[f]
+        assert not np.any(train & test)
+        assert not set(subjects[train]) & set(subjects[test])
 
 
 def test_loso_one_fold_per_subject_each_sample_tested_once():
@@ -19,6 +106,7 @@ def test_loso_one_fold_per_subject_each_sample_tested_once():
     idx, valid = table.test_indices()
     for f in range(table.num_folds):
         assert sorted(idx[f][valid[f]]) == np.flatnonzero(table.test_mask[f]).tolist()
+    assert not table.per_fold_metrics
 
 
 def test_check_no_leakage_rejects_a_held_out_subject_in_training():
@@ -46,3 +134,259 @@ def test_unknown_protocol_names_the_config_key():
         protocols.make_folds("kfold", ["a", "b"])
     with pytest.raises(ValueError, match="at least two subjects"):
         protocols.loso(["a", "a"])
+
+
+# ----------------------------------------------------------------------------
+# MEGC 2019 composite.
+
+
+def test_official_list_has_the_papers_counts():
+    rows = _csv_rows()
+    counts = collections.Counter((d, int(label)) for d, _, _, label in rows)
+    subjects = {d: len({s for dd, s, _, _ in rows if dd == d}) for d in TABLE_9}
+    for dataset, (neg, pos, sur, n_subjects) in TABLE_9.items():
+        if dataset == "samm":
+            neg -= 1  # 032_3_1, the clip the 442 adds.
+        assert [counts[dataset, k] for k in range(3)] == [neg, pos, sur]
+        assert subjects[dataset] == n_subjects
+    assert len(rows) == 441
+    assert sum(subjects.values()) == 68
+    read = protocols.read_clip_list()
+    assert [(r.dataset, r.subject, r.clip, r.label) for r in read] == [
+        (d, s, c, int(label)) for d, s, c, label in rows
+    ]
+    assert read[4].where == "megc2019_combined_3class_gt.csv row 5"
+
+
+def test_clip_key_normalises_the_lists_ids():
+    key = protocols.clip_key
+    assert key("smic", "s01", "s01_ne_01") == key("smic", "smic/s1", "smic/s1/s1_ne_01")
+    assert key("smic", "s01", "s01_ne_01") == key("smic", "smic/s01", "smic/s01/s01_ne_01")
+    assert key("smic", "s10", "s10_po_01")[2] == "s10_po_01"
+    assert key("samm", "6", "006_1_2") == key("samm", "samm/006", "samm/006/006_1_2")
+    assert key("casme2", "sub01", "EP02_01f") == key(
+        "casme2", "casme2/sub01", "casme2/sub01/EP02_01f"
+    )
+    assert key("casme2", "sub01", "EP02_01f") != key("casme2", "sub02", "EP02_01f")
+    assert key("smic", "s01", "s01_ne_01") != key("smic_vis", "smic_vis/s1", "smic_vis/s1/s1_ne_01")
+
+
+def test_cde_megc2019_is_loso_over_exactly_the_listed_clips():
+    (datasets, subjects, clips, labels), listed = composite()
+    table = protocols.make_folds(
+        "cde_megc2019", subjects, datasets=datasets, clips=clips, labels=labels
+    )
+    on_list = np.isin(clips, sorted(listed))
+    assert on_list.sum() == 441
+    # 68 folds, one per listed subject (ids as the builders write them).
+    expected = sorted({_builder_ids(d, s, c)[0] for d, s, c, _ in _csv_rows()})
+    assert len(expected) == 68 and list(table.names) == expected
+    # Each listed clip tested once; nothing else trains or tests.
+    np.testing.assert_array_equal(table.test_mask.sum(0), on_list.astype(int))
+    assert not table.train_mask[:, ~on_list].any()
+    np.testing.assert_array_equal(table.train_mask | table.test_mask, np.tile(on_list, (68, 1)))
+    for f, name in enumerate(table.names):
+        np.testing.assert_array_equal(table.test_mask[f], on_list & (subjects == name))
+    # Per-dataset class counts of the tested samples: the list's own.
+    rows = _csv_rows()
+    for dataset in ("smic", "casme2", "samm"):
+        want = [sum(1 for d, _, _, y in rows if d == dataset and int(y) == k) for k in range(3)]
+        tested = table.test_mask.any(0) & (datasets == dataset)
+        assert np.bincount(labels[tested], minlength=3).tolist() == want
+    _no_subject_shared(table, subjects)
+    protocols.check_no_leakage(table, subjects)
+    assert table.notes == (f"441 listed clips of {len(clips)} samples take part",)
+
+
+def test_cde_442_adds_exactly_samm_032_3_1():
+    (datasets, subjects, clips, labels), _ = composite(seed=1)
+    info = dict(datasets=datasets, clips=clips, labels=labels)
+    t441 = protocols.make_folds("cde_megc2019", subjects, **info)
+    t442 = protocols.make_folds("cde_megc2019_442", subjects, **info)
+    assert t442.names == t441.names
+    added = np.flatnonzero(t442.test_mask.any(0) & ~t441.test_mask.any(0))
+    assert clips[added].tolist() == ["samm/032/032_3_1"]
+    assert t442.test_mask.sum() == 442
+    assert t442.names[np.flatnonzero(t442.test_mask[:, added[0]])[0]] == "samm/032"
+    keep = clips != "samm/032/032_3_1"
+    protocols.make_folds("cde_megc2019", subjects[keep], datasets=datasets[keep], clips=clips[keep])
+    with pytest.raises(ValueError, match=r"1 listed clip\(s\) not in the sample list.*032_3_1"):
+        protocols.make_folds(
+            "cde_megc2019_442", subjects[keep], datasets=datasets[keep], clips=clips[keep]
+        )
+
+
+def test_a_listed_clip_missing_from_the_data_is_named():
+    (datasets, subjects, clips, labels), _ = composite()
+    rows = _csv_rows()
+    row = next(i for i, r in enumerate(rows, 1) if r[2] == "s02_sur_03")
+    keep = clips != "smic/s2/s2_sur_03"
+    assert keep.sum() == len(clips) - 1
+    with pytest.raises(ValueError, match=rf"row {row} \(smic,s02,s02_sur_03\)"):
+        protocols.make_folds(
+            "cde_megc2019", subjects[keep], datasets=datasets[keep], clips=clips[keep]
+        )
+    # A SMIC-VIS clip of the same name does not stand in for the HS one.
+    datasets = datasets.copy()
+    datasets[clips == "smic/s1/s1_ne_01"] = "smic_vis"
+    with pytest.raises(ValueError, match=r"\(smic,s01,s01_ne_01\)"):
+        protocols.make_folds("cde_megc2019", subjects, datasets=datasets, clips=clips)
+
+
+def test_label_disagreement_is_reported_by_class_name():
+    (datasets, subjects, clips, labels), _ = composite()
+    info = dict(datasets=datasets, clips=clips)
+    # Same classes in another order: no disagreement.
+    order = ("surprise", "negative", "positive")
+    renamed = np.array([order.index(MEGC[y]) for y in labels], np.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        protocols.make_folds("cde_megc2019", subjects, labels=renamed, class_names=order, **info)
+    # One clip relabelled positive -> surprise.
+    wrong = labels.copy()
+    i = np.flatnonzero(clips == "casme2/sub01/EP02_01f")[0]
+    assert wrong[i] == 1
+    wrong[i] = 2
+    match = r"casme2/sub01/EP02_01f: class 'surprise' in the sample list, 'positive' in .* row 1"
+    with pytest.warns(protocols.ProtocolWarning, match=match):
+        table = protocols.make_folds("cde_megc2019", subjects, labels=wrong, **info)
+    assert any("1 label(s) disagree" in n for n in table.notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        noted = protocols.make_folds(
+            "cde_megc2019", subjects, labels=wrong, label_mismatch="note", **info
+        )
+    assert noted.notes == table.notes
+    with pytest.raises(ValueError, match=match):
+        protocols.make_folds("cde_megc2019", subjects, labels=wrong, label_mismatch="error", **info)
+
+
+def test_make_folds_asks_for_missing_arrays_by_name():
+    (datasets, subjects, clips, labels), _ = composite()
+    with pytest.raises(ValueError, match=r"'cde_megc2019' needs .*`clips`"):
+        protocols.make_folds("cde_megc2019", subjects, datasets=datasets)
+    with pytest.raises(ValueError, match=r"'hde' needs .*`datasets`"):
+        protocols.make_folds("hde", subjects, clips=clips, datasets=None)
+    with pytest.raises(ValueError, match=r"`datasets` has 3 entries for \d+ samples"):
+        protocols.make_folds("hde", subjects, datasets=datasets[:3])
+    with pytest.raises(TypeError, match=r"unknown argument\(s\) \['sources'\]"):
+        protocols.make_folds("loso", subjects, sources=datasets)
+    # LOSO ignores arrays it does not use (a sweep passes them all).
+    table = protocols.make_folds("loso", subjects, datasets=datasets, clips=clips, labels=labels)
+    assert table.num_folds == len(set(subjects))
+
+
+def test_read_clip_list_rejects_bad_rows(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("dataset,subject,clip,label\nsamm,6,006_1_2,0\nsamm,6,006_1_3,3\n")
+    with pytest.raises(ValueError, match=r"list.csv row 3: label '3'"):
+        protocols.read_clip_list(path)
+    path.write_text("samm,6,006_1_2,0\nsamm,006,006_1_2,1\n")
+    with pytest.raises(ValueError, match=r"list.csv row 2: clip '006_1_2' is listed twice"):
+        protocols.read_clip_list(path)
+    path.write_text("samm,6,006_1_2\n")
+    with pytest.raises(ValueError, match=r"list.csv row 1: expected 4 columns"):
+        protocols.read_clip_list(path)
+
+
+# ----------------------------------------------------------------------------
+# Seed 000 CDE / HDE, seed 002 CDMER.
+
+
+def _objective_like():
+    """CASME II 26 subjects, SAMM 20 (seed 000's 26 + 20 folds), SMIC distractors."""
+    rows = [("casme2", f"casme2/sub{s:02d}") for s in range(1, 27) for _ in range(3)]
+    rows += [("samm", f"samm/{s:03d}") for s in range(6, 26) for _ in range(2)]
+    rows += [("smic", f"smic/s{s}") for s in range(1, 4) for _ in range(2)]
+    datasets = np.array([r[0] for r in rows])
+    subjects = np.array([r[1] for r in rows])
+    return datasets, subjects
+
+
+def test_seed000_cde_pools_casme2_and_samm_only():
+    datasets, subjects = _objective_like()
+    table = protocols.make_folds("cde_casme2_samm", subjects, datasets=datasets)
+    assert table.num_folds == 26 + 20
+    assert {n.split("/")[0] for n in table.names} == {"casme2", "samm"}
+    pooled = np.isin(datasets, ["casme2", "samm"])
+    np.testing.assert_array_equal(table.test_mask.sum(0), pooled.astype(int))
+    assert not table.train_mask[:, ~pooled].any()
+    _no_subject_shared(table, subjects)
+    with pytest.raises(ValueError, match="no samples of dataset 'samm'"):
+        protocols.make_folds(
+            "cde_casme2_samm", subjects[datasets != "samm"], datasets=datasets[datasets != "samm"]
+        )
+
+
+def test_hde_trains_on_one_dataset_and_tests_on_the_other():
+    datasets, subjects = _objective_like()
+    casme2, samm = datasets == "casme2", datasets == "samm"
+    table = protocols.make_folds("hde", subjects, datasets=datasets)
+    assert table.names == ("casme2->samm", "samm->casme2")
+    np.testing.assert_array_equal(table.train_mask, np.stack([casme2, samm]))
+    np.testing.assert_array_equal(table.test_mask, np.stack([samm, casme2]))
+    assert table.per_fold_metrics
+    for f, name in enumerate(("hde_casme2_to_samm", "hde_samm_to_casme2")):
+        one = protocols.make_folds(name, subjects, datasets=datasets)
+        assert one.names == table.names[f : f + 1]
+        np.testing.assert_array_equal(one.train_mask[0], table.train_mask[f])
+        np.testing.assert_array_equal(one.test_mask[0], table.test_mask[f])
+    with pytest.raises(
+        ValueError, match="fold 'casme2->samm': no samples of target dataset 'samm'"
+    ):
+        protocols.make_folds("hde", subjects[~samm], datasets=datasets[~samm])
+
+
+def test_cdmer_tasks_follow_table_10():
+    (datasets, subjects, _, _), _ = composite()
+    every = protocols.make_folds("cdmer", subjects, datasets=datasets)
+    assert every.num_folds == 12 and every.per_fold_metrics
+    for i, source, target in TABLE_10:
+        (s, s_name, s_data), (t, t_name, t_data) = PAPER[source], PAPER[target]
+        table = protocols.make_folds(f"cdmer_{s_name}_to_{t_name}", subjects, datasets=datasets)
+        assert table.names == (f"Exp.{i}: {s}->{t}",)
+        np.testing.assert_array_equal(table.train_mask[0], datasets == s_data)
+        np.testing.assert_array_equal(table.test_mask[0], datasets == t_data)
+        assert every.names[i - 1] == table.names[0]
+        np.testing.assert_array_equal(every.train_mask[i - 1], table.train_mask[0])
+        np.testing.assert_array_equal(every.test_mask[i - 1], table.test_mask[0])
+    type1 = protocols.make_folds("cdmer_type1", subjects, datasets=datasets)
+    type2 = protocols.make_folds("cdmer_type2", subjects, datasets=datasets)
+    assert type1.names + type2.names == every.names
+    part = every.select([6, 0])
+    assert part.names == (every.names[6], every.names[0]) and part.per_fold_metrics
+
+
+def test_no_protocol_leaks_and_unprefixed_ids_are_caught():
+    (datasets, subjects, clips, labels), _ = composite()
+    info = dict(datasets=datasets, clips=clips, labels=labels)
+    built = 0
+    for name in protocols.PROTOCOLS:
+        if name.startswith(("cde_casme2", "hde")):
+            d, s = _objective_like()
+            table = protocols.make_folds(name, s, datasets=d)
+        else:
+            d, s = datasets, subjects
+            table = protocols.make_folds(name, s, **info)
+        protocols.check_no_leakage(table, s)
+        _no_subject_shared(table, s)
+        assert table.test_mask.any(1).all() and table.train_mask.any(1).all()
+        built += 1
+    assert built == len(protocols.PROTOCOLS) >= 22
+    # SMIC-VIS subject ids written like HS ones ('s1'): the check refuses the table.
+    bare = np.array([s.split("/", 1)[1] if s.startswith("smic") else s for s in subjects])
+    with pytest.raises(protocols.LeakageError, match=r"Exp.2: V->H\) trains on held-out"):
+        protocols.make_folds("cdmer_smic_vis_to_smic_hs", bare, datasets=datasets)
+
+
+def test_cde_reads_a_given_clip_list(tmp_path):
+    (datasets, subjects, clips, labels), _ = composite()
+    path = tmp_path / "mine.csv"
+    path.write_text("dataset,subject,clip,label\nsamm,6,006_1_2,0\nsmic,s01,s01_po_01,1\n")
+    table = protocols.make_folds(
+        "cde_megc2019", subjects, datasets=datasets, clips=clips, clip_list=str(path)
+    )
+    assert table.names == ("samm/006", "smic/s1")
+    tested = table.test_mask.any(0)
+    assert sorted(clips[tested]) == ["samm/006/006_1_2", "smic/s1/s1_po_01"]
+    np.testing.assert_array_equal(table.train_mask, table.test_mask[::-1])

@@ -40,31 +40,12 @@ HEADERS = {
 SIZES = (112, 224)
 
 
-def _configs():
-    out = []
-    for release in RELEASE_DIRS:
-        for size in SIZES:
-            for frames in me_common.FRAME_MODES:
-                suffix = "" if frames == "onset_offset" else "_all"
-                span = "onset..offset" if frames == "onset_offset" else "every frame of the folder"
-                out.append(
-                    me_common.MEConfig(
-                        name=f"{release}_{size}{suffix}",
-                        description=f"{release} release, {span}, frames {size}x{size}.",
-                        release=release,
-                        image_size=size,
-                        frames=frames,
-                    )
-                )
-    return out
-
-
 class Builder(me_common.MEBuilder):
     """CASME I clips, one `train` split (LOSO makes the folds)."""
 
     pkg_dir_path = epath.Path(__file__).parent
     RELEASES = tuple(RELEASE_DIRS)
-    BUILDER_CONFIGS = _configs()
+    BUILDER_CONFIGS = me_common.release_configs(RELEASE_DIRS, SIZES)
     HOMEPAGE = "http://casme.psych.ac.cn/casme/e1"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     CASME (CASME I) is licensed by its authors (Institute of Psychology,

@@ -30,30 +30,14 @@ HEADERS = {
 SIZES = (112, 224)
 
 
-def _configs():
-    out = []
-    for size in SIZES:
-        for frames in me_common.FRAME_MODES:
-            suffix = "" if frames == "onset_offset" else "_all"
-            span = "onset..offset" if frames == "onset_offset" else "every frame of the folder"
-            out.append(
-                me_common.MEConfig(
-                    name=f"raw_{size}{suffix}",
-                    description=f"{span}, frames {size}x{size} (grey replicated to RGB).",
-                    release="raw",
-                    image_size=size,
-                    frames=frames,
-                )
-            )
-    return out
-
-
 class Builder(me_common.MEBuilder):
     """SAMM micro-movements, one `train` split (LOSO makes the folds)."""
 
     pkg_dir_path = epath.Path(__file__).parent
     RELEASES = tuple(RELEASE_DIRS)
-    BUILDER_CONFIGS = _configs()
+    BUILDER_CONFIGS = me_common.release_configs(
+        ("raw",), SIZES, named_release=False, note=" (grey replicated to RGB)"
+    )
     HOMEPAGE = "http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     SAMM is licensed by Manchester Metropolitan University. Request it at

@@ -491,3 +491,8 @@ def is_resnet_leaf(path: tuple[str, ...]) -> bool:
     """True for ResNet-18 leaves (those a torchvision state_dict provides)."""
     heads = ("magnification_attention", "frame_attention", "classifier")
     return not any(p in heads for p in path)
+
+
+def load_pretrained(model: "Model", path: str | os.PathLike) -> dict:
+    """Model-contract hook (`config.init.pretrained`): ResNet-18 weights laid out for `model`."""
+    return load_torchvision_resnet18(path, frozen_through=model.frozen_through, width=model.width)

@@ -1,0 +1,634 @@
+"""`mer-jax bench`: how fast the fold-parallel engine trains, against the two ways to avoid it.
+
+For one model on random data of its input kind (uint8 pixels, or float optical
+flow for 2-channel inputs), three programs do the same work, F folds x batch B
+per step, measured in one process:
+
+  fold_parallel  the engine as a sweep runs it: `train.fold_strategy` 'auto'
+                 (vmap folds + lax.scan steps on GPU/TPU, a loop over folds +
+                 Python steps on CPU; engine.resolve_strategy), or each --strategy;
+  sequential     the F folds one after another, a one-fold program at batch B;
+  one_model      ONE model at batch F*B (no fold axis): the speed a fold axis costs.
+
+Each is the engine's own `make_fold_fns` step (`train_step`, or `run` = one
+epoch of N steps in lax.scan plus the held-out evaluation of one example per
+fold) lifted with `lift_over_folds` and compiled as `train_folds` compiles it;
+timed over N steps after W warm-up steps (with lax.scan: one warm-up call) and
+synchronised with `jax.block_until_ready`. FLOPs per image are XLA's count
+(`compiled.cost_analysis()`) of one_model's training step (forward, backward and
+update) divided by its batch; achieved TFLOP/s = FLOPs per image x images/s.
+
+CPU (defaults: the `small` preset, e.g. micro_attention width 16, 48x48, F=4,
+B=8, 5 steps; 20-50 s on 2 cores, nearly all of it compiling). There 'auto' is
+a loop over folds, the very program `sequential` runs, so fold_parallel /
+sequential ~ 1 by construction; `--strategy vmap` times the fold axis:
+
+  mer-jax bench --model micro_attention
+  mer-jax bench --model micro_attention --strategy auto --strategy vmap
+  mer-jax bench --all-models
+  mer-jax bench --model feature_refinement --json
+
+GPU (defaults: the `paper` preset, the paper's widths and input shape; not yet
+run on one, see docs/benchmarks.md):
+
+  # CDE-shaped ResNet-10 + micro-attention: 68 folds x batch 8, 224x224
+  mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 --dtype bfloat16
+  mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 \
+      --strategy vmap --strategy map --fold-group 17
+  mer-jax bench --model stanet --folds 8 --batch 4
+  mer-jax bench --model aman --input-size 112 --folds 8 --batch 2
+
+Sequence inputs count examples (clips), not frames: "images/s" is examples/s.
+"""
+
+import argparse
+import ast
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mer_jax import config as config_lib
+from mer_jax import engine, models
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+PRESETS = ("auto", "small", "paper")
+# The keyword argument `--width` sets, per model (the knob that shrinks it for a CPU).
+WIDTH_KWARG = {
+    "micro_attention": "width",
+    "dense_mixed_attention": "growth_rate",
+    "feature_refinement": "shared_features",
+    "aman": "width",
+    "stanet": "width",
+}
+# The `small` preset: CPU-sized input side, leading axes and model kwargs, per model.
+SMALL = {
+    "micro_attention": {"size": 48, "frames": (), "kwargs": {"width": 16}},
+    "dense_mixed_attention": {"size": 48, "frames": (), "kwargs": {"growth_rate": 8}},
+    "feature_refinement": {
+        "size": 28,
+        "frames": (),
+        "kwargs": {"shared_features": 128, "detector_features": 32, "head_features": 64},
+    },
+    "aman": {"size": 32, "frames": (2, 3), "kwargs": {"width": 8}},
+    "stanet": {"size": 32, "frames": (4,), "kwargs": {"width": 8}},
+}
+# Random datasets hold at most this many bytes (every step gathers its batch from them).
+MAX_DATA_BYTES = 1 << 29
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark: a model, an input shape and the work per step (F folds x batch B)."""
+
+    model: str
+    ablation: str
+    model_kwargs: dict
+    input_shape: tuple[int, ...]  # one example, (..., H, W, C)
+    folds: int = 4
+    batch: int = 8
+    dtype: str = "float32"
+    steps: int = 5
+    warmup: int = 2
+    strategies: tuple[str, ...] = ("auto",)
+    step_loop: str = "auto"
+    fold_group: int = 1
+    preset: str = "small"
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------
+# Input shapes and random data.
+# ---------------------------------------------------------------------------
+def input_shape(model: str, size: int, frames=None) -> tuple[int, ...]:
+    """The model's DEFAULT_INPUT_SHAPE with H = W = `size` and leading axes `frames`."""
+    default = tuple(models.get_module(model).DEFAULT_INPUT_SHAPE)
+    lead = default[:-3]
+    if frames is not None:
+        frames = tuple(int(t) for t in frames)
+        if len(frames) != len(lead):
+            raise ValueError(
+                f"--frames: {model} inputs have {len(lead)} leading axes "
+                f"{default[:-3]} of {default}, got {len(frames)} values {list(frames)}"
+            )
+        lead = frames
+    if size < 1 or any(t < 1 for t in lead):
+        raise ValueError(f"--input-size {size} and --frames {list(lead)} must be >= 1")
+    return (*lead, size, size, default[-1])
+
+
+def is_flow(shape) -> bool:
+    """Two-channel inputs are (u, v) optical flow (float); 1 or 3 channels are uint8 pixels."""
+    return shape[-1] == 2
+
+
+def random_data(shape, folds: int, batch: int, num_classes: int, seed: int = 0):
+    """(Data, Folds) for `folds` LOSO folds over `folds + 1` random subjects.
+
+    Sample i belongs to subject i % (F + 1); fold f holds subject f out (one test
+    example) and trains on every other subject: F*B samples for fold 0, the one-model
+    run's. Past MAX_DATA_BYTES a subject gets fewer than B samples (epochs repeat them).
+    """
+    rng = np.random.default_rng(seed)
+    subjects = folds + 1
+    per_example = math.prod(shape) * (4 if is_flow(shape) else 1)
+    per_subject = max(1, min(batch, MAX_DATA_BYTES // (per_example * subjects)))
+    n = subjects * per_subject
+    if is_flow(shape):
+        images = rng.standard_normal((n, *shape), dtype=np.float32)
+    else:
+        images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    codes = np.arange(n) % subjects
+    data = engine.Data(
+        jnp.asarray(images),
+        jnp.asarray(rng.integers(0, num_classes, n), jnp.int32),
+        jnp.asarray(codes, jnp.int32),
+    )
+    fold_ids = np.arange(folds)
+    base = jax.random.key(seed)
+    fold_set = engine.Folds(
+        key=jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(fold_ids, jnp.uint32)),
+        train_mask=jnp.asarray(codes[None, :] != fold_ids[:, None]),
+        heldout_subjects=jnp.asarray(np.eye(folds, subjects, dtype=bool)),
+        test_idx=jnp.asarray(fold_ids[:, None], jnp.int32),  # sample f is subject f's
+        test_valid=jnp.ones((folds, 1), bool),
+    )
+    return data, fold_set
+
+
+# ---------------------------------------------------------------------------
+# Timing one way of running the engine.
+# ---------------------------------------------------------------------------
+def _take(tree, f: int):
+    """Fold `f` of a tree with a leading fold axis, keeping the axis (length 1)."""
+    return jax.tree_util.tree_map(lambda x: x[f : f + 1], tree)
+
+
+def _copy(tree):
+    return jax.tree_util.tree_map(jnp.copy, tree)
+
+
+def _flops(compiled) -> float | None:
+    """XLA's FLOP count of a compiled program, or None where the backend gives none."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - some backends raise instead of returning nothing
+        return None
+    if isinstance(cost, list | tuple):
+        cost = cost[0] if cost else None
+    flops = (cost or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
+class Measure(NamedTuple):
+    """The timing functions of one model on one dataset (see make_measure)."""
+
+    init: Callable  # init(folds) -> TrainState with a leading fold axis
+    run: Callable  # run(state, folds, *, batch, strategy, step_loop, fold_group=1) -> dict
+    step_flops: Callable  # step_flops(state, one_fold, batch) -> float | None
+
+
+def make_measure(model, tx, data: engine.Data, *, steps: int, warmup: int, aux_loss=None):
+    """Measure(init, run, step_flops) for `model` trained by `tx` on `data`.
+
+    `run` trains every fold of `folds` (from `state`, leading fold axis) for
+    `steps` steps the way `engine.train_folds` does and returns images_per_s
+    (fold examples per second), compile_s, seconds and `train_step` (the compiled
+    Python-loop step, None with lax.scan; for FLOP counts). A program of the same
+    shape is compiled once: a loop over folds and the sequential run share theirs.
+    """
+    fns_by_batch, programs = {}, {}
+    epoch, step0 = jnp.int32(0), jnp.int32(0)
+
+    def fns_for(batch):
+        if batch not in fns_by_batch:
+            schedule = engine.Schedule(
+                epochs=1, batch_size=batch, steps_per_epoch=steps, num_classes=1, balance=False
+            )
+            fns_by_batch[batch] = engine.make_fold_fns(
+                model, tx, schedule, engine.Augment(), data.images.shape[1:], aux_loss
+            )
+        return fns_by_batch[batch]
+
+    def compile_programs(state, unit, batch, strategy, step_loop, fold_group):
+        """Compile as train_folds does; (programs, seconds)."""
+        key = (batch, strategy, step_loop, fold_group, unit.key.shape[0])
+        if key in programs:
+            return programs[key]
+        fns = fns_for(batch)
+        lift = partial(engine.lift_over_folds, strategy=strategy, fold_group=fold_group)
+        start = time.perf_counter()
+        if step_loop == "scan":
+            run = jax.jit(lift(fns.run, batched=2), donate_argnums=(0,))
+            compiled = {"run": run.lower(state, unit, data, epoch).compile()}
+        else:
+            batches = jax.jit(lift(fns.epoch_batches, batched=1))
+            example_idx = jnp.zeros((unit.key.shape[0], batch), jnp.int32)
+            train_step = jax.jit(lift(fns.train_step, batched=3), donate_argnums=(0,))
+            compiled = {
+                "batches": batches.lower(unit, data, epoch).compile(),
+                "train_step": train_step.lower(
+                    state, unit, example_idx, data, epoch, step0
+                ).compile(),
+            }
+        programs[key] = compiled, time.perf_counter() - start
+        return programs[key]
+
+    def measure(state, folds, *, batch, strategy, step_loop, fold_group=1):
+        num_folds = folds.key.shape[0]
+        # Copies: the programs donate their state (a one-fold slice may alias `state`).
+        if strategy == "loop":
+            states = [_copy(_take(state, f)) for f in range(num_folds)]
+            units = [_take(folds, f) for f in range(num_folds)]
+        else:
+            states, units = [_copy(state)], [folds]
+        compiled, compile_s = compile_programs(
+            states[0], units[0], batch, strategy, step_loop, fold_group
+        )
+
+        if step_loop == "scan":
+            run = compiled["run"]
+
+            def train(u, warm):
+                if warm and warmup == 0:
+                    return 0
+                states[u], _, leaked, _ = run(states[u], units[u], data, epoch)
+                return leaked
+
+        else:
+            train_step = compiled["train_step"]
+            indices = [compiled["batches"](unit, data, epoch) for unit in units]  # (k, S, B)
+
+            def train(u, warm):
+                leaked = 0
+                for s in range(warmup if warm else steps):
+                    states[u], (_, leak) = train_step(
+                        states[u], units[u], indices[u][:, s % steps], data, epoch, jnp.int32(s)
+                    )
+                    leaked = leaked + leak
+                return leaked
+
+        jax.block_until_ready((train(0, warm=True), states))
+        start = time.perf_counter()
+        leaked = [train(u, warm=False) for u in range(len(units))]
+        jax.block_until_ready((states, leaked))
+        seconds = time.perf_counter() - start
+        if int(sum(np.sum(np.asarray(x)) for x in leaked)):
+            raise engine.LeakageError("bench: a training batch held a held-out subject's sample")
+        return {
+            "images_per_s": num_folds * batch * steps / seconds,
+            "compile_s": compile_s,
+            "seconds": seconds,
+            "train_step": compiled.get("train_step"),
+        }
+
+    def init(folds):
+        """Every fold's initial TrainState, as train_folds makes it."""
+        return jax.jit(jax.vmap(fns_for(1).init))(folds.key)
+
+    def step_flops(state, unit, batch):
+        """XLA's FLOPs of one Python-loop training step of one fold at `batch`."""
+        compiled, _ = compile_programs(state, unit, batch, "loop", "python", 1)
+        return _flops(compiled["train_step"])
+
+    return Measure(init, measure, step_flops)
+
+
+# ---------------------------------------------------------------------------
+# The benchmark.
+# ---------------------------------------------------------------------------
+def _resolve(strategy: str, step_loop: str) -> tuple[str, str]:
+    if strategy == "map" and step_loop == "auto":
+        step_loop = "scan"  # lax.map over folds exists only inside the scanned program
+    return engine.resolve_strategy(strategy, step_loop)
+
+
+def _device() -> dict:
+    devices = jax.devices()
+    return {
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "num_devices": len(devices),
+        "jax": jax.__version__,
+    }
+
+
+def run_bench(cfg: BenchConfig, log=None) -> dict:
+    """Measure fold_parallel, sequential and one_model for `cfg` (see the module docstring)."""
+    module = models.get_module(cfg.model)
+    if cfg.dtype not in DTYPES:
+        raise ValueError(f"--dtype {cfg.dtype!r} is not one of {sorted(DTYPES)}")
+    for name in ("folds", "batch", "steps"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {cfg.warmup}")
+    plans = []
+    for strategy in cfg.strategies:
+        plan = _resolve(strategy, cfg.step_loop)
+        if plan not in plans:
+            plans.append(plan)
+    num_classes = module.DEFAULT_NUM_CLASSES
+    model = models.build(cfg.model, num_classes, dtype=DTYPES[cfg.dtype], **cfg.model_kwargs)
+    tx = engine.make_optimizer(
+        config_lib.base().optimizer, cfg.steps, frozen=getattr(module, "FROZEN", None)
+    )
+    aux_loss = getattr(module, "aux_loss", None)
+    data, folds = random_data(cfg.input_shape, cfg.folds, cfg.batch, num_classes, cfg.seed)
+    bench = make_measure(model, tx, data, steps=cfg.steps, warmup=cfg.warmup, aux_loss=aux_loss)
+    say = (lambda m: log(f"{cfg.model}: {m}")) if log else (lambda _: None)
+    say("initialising every fold ...")
+    state = bench.init(folds)
+
+    by_strategy = {}
+    for strategy, step_loop in plans:
+        say(f"fold_parallel: {strategy} folds + {step_loop} steps ...")
+        by_strategy[f"{strategy}+{step_loop}"] = bench.run(
+            state,
+            folds,
+            batch=cfg.batch,
+            strategy=strategy,
+            step_loop=step_loop,
+            fold_group=cfg.fold_group,
+        )
+    primary = next(iter(by_strategy))
+    step_loop = plans[0][1]
+    say(f"sequential: {cfg.folds} one-fold programs + {step_loop} steps ...")
+    sequential = bench.run(state, folds, batch=cfg.batch, strategy="loop", step_loop=step_loop)
+    work = cfg.folds * cfg.batch
+    say(f"one_model: 1 model x batch {work} + {step_loop} steps ...")
+    state0, fold0 = _take(state, 0), _take(folds, 0)
+    one_model = bench.run(state0, fold0, batch=work, strategy="loop", step_loop=step_loop)
+    flops = bench.step_flops(state0, fold0, work)
+    flops_per_image = flops / (cfg.folds * cfg.batch) if flops else "n/a"
+
+    speeds = {
+        "fold_parallel": by_strategy[primary]["images_per_s"],
+        "sequential": sequential["images_per_s"],
+        "one_model": one_model["images_per_s"],
+    }
+    compile_s = {
+        "fold_parallel": by_strategy[primary]["compile_s"],
+        "sequential": sequential["compile_s"],
+        "one_model": one_model["compile_s"],
+    }
+    tflops = {
+        k: (flops_per_image * v / 1e12 if flops_per_image != "n/a" else "n/a")
+        for k, v in speeds.items()
+    }
+    return {
+        **speeds,
+        "fold_parallel_by_strategy": {k: v["images_per_s"] for k, v in by_strategy.items()},
+        "ratios": {
+            "fold_parallel/one_model": speeds["fold_parallel"] / speeds["one_model"],
+            "fold_parallel/sequential": speeds["fold_parallel"] / speeds["sequential"],
+        },
+        "compile_s": compile_s,
+        "compile_s_by_strategy": {k: v["compile_s"] for k, v in by_strategy.items()},
+        "flops_per_image": flops_per_image,
+        "tflops": tflops,
+        "device": _device(),
+        "config": {
+            "model": cfg.model,
+            "ablation": cfg.ablation,
+            "model_kwargs": cfg.model_kwargs,
+            "params": models.count_params(model, cfg.input_shape),
+            "num_classes": num_classes,
+            "input_shape": list(cfg.input_shape),
+            "input_dtype": "float32" if is_flow(cfg.input_shape) else "uint8",
+            "unit": "examples/s" if len(cfg.input_shape) > 3 else "images/s",
+            "folds": cfg.folds,
+            "batch": cfg.batch,
+            "dtype": cfg.dtype,
+            "steps": cfg.steps,
+            "warmup": cfg.warmup,
+            "strategy": primary.split("+")[0],
+            "step_loop": step_loop,
+            "fold_group": cfg.fold_group,
+            "preset": cfg.preset,
+            "dataset_size": int(data.labels.shape[0]),
+            "seed": cfg.seed,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# Output.
+# ---------------------------------------------------------------------------
+def _num(x, fmt: str) -> str:
+    return format(x, fmt) if isinstance(x, int | float) else str(x)
+
+
+def format_result(r: dict) -> str:
+    """The human-readable table of one `run_bench` result."""
+    c, d = r["config"], r["device"]
+    shape = "x".join(str(s) for s in c["input_shape"])
+    strategy, step_loop, work = c["strategy"], c["step_loop"], c["folds"] * c["batch"]
+    rows = [
+        ("fold_parallel", f"{c['folds']} folds x {c['batch']}, {strategy} + {step_loop} steps"),
+        ("sequential", f"{c['folds']} x 1 fold x {c['batch']}, {step_loop} steps"),
+        ("one_model", f"1 model x {work}, {step_loop} steps"),
+    ]
+    lines = [
+        f"{c['model']} ({c['ablation']}, {c['params']:,} params), input {shape} "
+        f"{c['input_dtype']}, {c['dtype']}, {c['steps']} steps after {c['warmup']} warm-up, "
+        f"preset {c['preset']}",
+        f"device: {d['device_kind']} ({d['platform']} x {d['num_devices']}), jax {d['jax']}",
+        f"{'run':<14} {'program':<38} {c['unit']:>12} {'compile s':>10} {'TFLOP/s':>9}",
+    ]
+    for key, program in rows:
+        lines.append(
+            f"{key:<14} {program:<38} {r[key]:>12.1f} {r['compile_s'][key]:>10.2f} "
+            f"{_num(r['tflops'][key], '>9.4f'):>9}"
+        )
+    for name, speed in list(r["fold_parallel_by_strategy"].items())[1:]:
+        lines.append(f"{'fold_parallel':<14} {name:<38} {speed:>12.1f}")
+    ratios = r["ratios"]
+    lines.append(
+        f"fold_parallel / one_model = {ratios['fold_parallel/one_model']:.3f}   "
+        f"fold_parallel / sequential = {ratios['fold_parallel/sequential']:.3f}"
+    )
+    lines.append(
+        f"FLOPs per example (training step, XLA cost analysis): {_num(r['flops_per_image'], '.4g')}"
+    )
+    return "\n".join(lines)
+
+
+def format_table(results: list[dict]) -> str:
+    """One line per model (`--all-models`)."""
+    head = (
+        f"{'model':<22} {'ablation':<16} {'input':<14} {'params':>11} {'fold_par':>9} "
+        f"{'seq':>9} {'one':>9} {'fp/one':>7} {'fp/seq':>7} {'fp comp s':>9} {'FLOPs/ex':>9}"
+    )
+    lines = [head]
+    for r in results:
+        c = r["config"]
+        lines.append(
+            f"{c['model']:<22} {c['ablation']:<16} "
+            f"{'x'.join(str(s) for s in c['input_shape']):<14} {c['params']:>11,} "
+            f"{r['fold_parallel']:>9.1f} {r['sequential']:>9.1f} {r['one_model']:>9.1f} "
+            f"{r['ratios']['fold_parallel/one_model']:>7.3f} "
+            f"{r['ratios']['fold_parallel/sequential']:>7.3f} "
+            f"{r['compile_s']['fold_parallel']:>9.1f} {_num(r['flops_per_image'], '>9.3g'):>9}"
+        )
+    if results:
+        d = results[0]["device"]
+        c = results[0]["config"]
+        lines.append(
+            f"(per second; {c['folds']} folds x batch {c['batch']}, {c['steps']} steps, "
+            f"{c['dtype']}, {c['strategy']} + {c['step_loop']}; "
+            f"{d['device_kind']}, jax {d['jax']})"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Command line.
+# ---------------------------------------------------------------------------
+def _parse_kwarg(item: str) -> tuple[str, object]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--model-kwarg {item!r}: expected key=value")
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def config_from_args(args, model: str | None = None) -> BenchConfig:
+    """A BenchConfig from parsed `mer-jax bench` arguments (for `model`, default --model)."""
+    name = model or args.model
+    if name not in models.MODELS:
+        raise ValueError(
+            f"--model {name!r} is not a registered model; known: {sorted(models.MODELS)}"
+        )
+    module = models.get_module(name)
+    ablation = args.ablation or next(iter(module.ABLATIONS))
+    if ablation not in module.ABLATIONS:
+        raise ValueError(
+            f"--ablation {ablation!r} is not an ablation of {name}; known: {list(module.ABLATIONS)}"
+        )
+    preset = args.preset
+    if preset not in PRESETS:
+        raise ValueError(f"--preset {preset!r} is not one of {PRESETS}")
+    if preset == "auto":
+        preset = "small" if jax.default_backend() == "cpu" else "paper"
+    default = tuple(module.DEFAULT_INPUT_SHAPE)
+    if preset == "small":
+        small = SMALL.get(name, {"size": default[-2], "frames": default[:-3], "kwargs": {}})
+        size, frames, kwargs = small["size"], small["frames"], dict(small["kwargs"])
+    else:
+        size, frames, kwargs = default[-2], default[:-3], {}
+    kwargs.update(module.ABLATIONS[ablation])
+    if args.width is not None:
+        if name not in WIDTH_KWARG:
+            raise ValueError(f"--width: no width knob known for {name}; use --model-kwarg")
+        kwargs[WIDTH_KWARG[name]] = args.width
+    fields = {f.name for f in dataclasses.fields(module.Model)} - {"parent", "name"}
+    fields -= {"num_classes", "dtype"}
+    for item in args.model_kwarg or []:
+        key, value = _parse_kwarg(item)
+        if key not in fields:
+            raise ValueError(
+                f"--model-kwarg {item!r}: {name}.Model has no field {key!r}; "
+                f"its fields: {sorted(fields)}"
+            )
+        kwargs[key] = value
+    shape = input_shape(name, args.input_size or size, args.frames if args.frames else frames)
+    steps = args.steps if args.steps is not None else (5 if preset == "small" else 20)
+    return BenchConfig(
+        model=name,
+        ablation=ablation,
+        model_kwargs=kwargs,
+        input_shape=shape,
+        folds=args.folds,
+        batch=args.batch,
+        dtype=args.dtype,
+        steps=steps,
+        warmup=args.warmup,
+        strategies=tuple(args.strategy or ("auto",)),
+        step_loop=args.step_loop,
+        fold_group=args.fold_group,
+        preset=preset,
+        seed=args.seed,
+    )
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the `bench` sub-command to `subparsers` (an argparse sub-parsers action)."""
+    p = subparsers.add_parser(
+        "bench",
+        help="images/s of fold-parallel training vs sequential folds vs one model",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--model", default="micro_attention", help="a registered model")
+    p.add_argument("--all-models", action="store_true", help="every model's first ablation")
+    p.add_argument("--ablation", help="one of the model's ABLATIONS (default the first)")
+    p.add_argument("--input-size", type=int, help="H = W of the input (default: the preset's)")
+    p.add_argument(
+        "--frames", type=int, nargs="+", help="leading axes of sequence inputs (stanet T; aman n k)"
+    )
+    p.add_argument("--folds", type=int, default=4, help="folds F trained at once (default 4)")
+    p.add_argument("--batch", type=int, default=8, help="per-fold batch B (default 8)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--steps", type=int, help="timed steps (default 5 small, 20 paper)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--width", type=int, help="the model's width knob (see bench.WIDTH_KWARG)")
+    p.add_argument(
+        "--model-kwarg", action="append", metavar="KEY=VALUE", help="a Model field, repeatable"
+    )
+    p.add_argument(
+        "--strategy",
+        action="append",
+        choices=engine.FOLD_STRATEGIES,
+        help="fold strategy of the fold_parallel run, repeatable (default auto)",
+    )
+    p.add_argument("--step-loop", choices=engine.STEP_LOOPS, default="auto")
+    p.add_argument("--fold-group", type=int, default=1, help="folds per lax.map group ('map')")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="auto",
+        help="small (CPU sizes) or paper (paper widths and input); auto: small on CPU",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_bench)
+    return p
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_bench(args) -> int:
+    """`mer-jax bench`: print the table (or --json) of one model, or of every model."""
+    if args.all_models:
+        given = [
+            flag
+            for flag, value in (
+                ("--ablation", args.ablation),
+                ("--input-size", args.input_size),
+                ("--frames", args.frames),
+                ("--width", args.width),
+                ("--model-kwarg", args.model_kwarg),
+            )
+            if value
+        ]
+        if given:
+            raise ValueError(f"--all-models takes each model's small sizes; drop {given}")
+        args = argparse.Namespace(**{**vars(args), "preset": "small"})
+        results = [run_bench(config_from_args(args, name), log=_log) for name in models.MODELS]
+        print(json.dumps({"models": results}, indent=2) if args.json else format_table(results))
+        return 0
+    result = run_bench(config_from_args(args), log=_log)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0
