@@ -44,7 +44,6 @@ def get_config(arg=None):
         c.model_kwargs.width = 8
         c.model_kwargs.frozen_through = "none"
         c.train.epochs = 8
-        c.train.balance = False
         c.train.batch_size = 8
     elif arg:
         raise ValueError(f"experiments/aman_synthetic.py: unknown argument {arg!r}")

@@ -38,10 +38,9 @@ def get_config(arg=None):
         c.model_kwargs.growth_rate = 6
         c.model_kwargs.layers_per_block = (2, 2)
         c.model_kwargs.head_size = 4
-        c.train.epochs = 10
-        c.train.balance = False
+        c.train.epochs = 12
         c.train.batch_size = 16
-        c.optimizer.lr = 1e-3
+        c.optimizer.lr = 3e-3
         c.optimizer.schedule = "constant"
     elif arg:
         raise ValueError(

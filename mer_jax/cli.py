@@ -12,7 +12,7 @@ import os
 import pathlib
 import sys
 
-from mer_jax import bench, describe
+from mer_jax import bench, describe, magnifier_train
 
 
 def _enable_compilation_cache(path: str | None) -> None:
@@ -142,6 +142,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_models)
     bench.add_parser(sub)
+    magnifier_train.add_parser(sub)
 
     data = sub.add_parser("data", help="dataset builders").add_subparsers(
         dest="data_command", required=True

@@ -87,11 +87,15 @@ def base() -> ml_collections.ConfigDict:
             "representation": "apex",  # apex | evm_apex | flow | aman_stack | flow_sequence
             "image_size": 224,
             "channels": 1,
-            "apex": "ground_truth",  # ground_truth | mid_clip | interframe_diff
+            # ground_truth | ground_truth_else_mid_clip | mid_clip | interframe_diff
+            "apex": "ground_truth",
             "label_scheme": "",  # '' = the builder's labels; else mer_jax.label_schemes
             "flow_method": "tvl1",  # tvl1 | tvl1_jax | farneback | dis
             "num_frames": 20,  # flow_sequence: flows per clip; aman_stack: TIM frames
             "factors": (1, 2, 3, 4, 5, 6, 7, 8, 9),  # aman_stack magnification factors
+            # aman_stack: a learned-magnifier .npz (mer_jax/magnifier.py, Oh et al. 2018);
+            # '' = Eulerian magnification against the onset (the fallback).
+            "magnifier_checkpoint": "",
             # evm_apex: Eulerian magnification, band as fractions of Nyquist (mer_jax/evm.py).
             # lambda_c 16: the MIT reference's baby example; its face example's 80 leaves
             # frames under ~120 px almost unmagnified.
@@ -125,6 +129,9 @@ def base() -> ml_collections.ConfigDict:
             # Models with a frozen trunk (AMAN): run it once per clip, train the head on
             # the cached features (identical for every fold; no pixel augmentation then).
             "cache_frozen_trunk": True,
+            # vmap/map: folds per compiled call; 0 = as many as fit in device memory
+            # (engine.max_folds_per_call). The fold axis is sharded over all local devices.
+            "folds_per_call": 0,
         }
     )
     c.augment = ml_collections.ConfigDict(

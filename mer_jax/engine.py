@@ -16,10 +16,16 @@ fold holds out; a non-zero count raises LeakageError after the call.
 
 No model selection: held-out predictions after each call are recorded for
 learning curves only; the reported ones are those of the final epoch.
+
+Devices and memory (train_folds): the fold axis is split over every visible
+device (and host, after jax.distributed.initialize) by shard_map, padded to
+a multiple of the device count; folds that do not fit a device at once run
+in equal groups sized by the memory rule (max_folds_per_call, fold_groups).
 """
 
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -30,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from mer_jax.protocols import FoldTable, LeakageError, check_no_leakage
 
@@ -494,6 +502,208 @@ def lift_over_folds(fn: Callable, strategy: str, batched: int, fold_group: int =
 
 
 # ---------------------------------------------------------------------------
+# Devices and memory: the fold axis over a mesh, folds in groups that fit.
+# ---------------------------------------------------------------------------
+FOLD_AXIS = "folds"
+MEMORY_HEADROOM = 0.9  # share of a device's free memory the memory rule plans to use
+# Per-fold bytes while training, as a multiple of the fold's resident state, where the
+# compiler reports no memory analysis (a guess: state, gradients, updates, activations).
+FALLBACK_TRANSIENT_FACTOR = 8
+COLLECTIVES = r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter"
+
+
+def fold_mesh(devices=None):
+    """A 1-D `Mesh` named 'folds' over `devices`; None (no sharding) when one device is visible.
+
+    `devices` None takes `jax.devices()`: every device of every process once
+    `jax.distributed.initialize()` has run, so the same call spans hosts. A
+    `devices` given explicitly always gives a mesh, even of one device.
+    """
+    if devices is None:
+        devices = jax.devices()
+        if len(devices) == 1:
+            return None
+    devices = list(devices)
+    if not devices:
+        raise ValueError("argument 'devices' is empty: give at least one jax device")
+    if len({d.id for d in devices}) != len(devices):
+        raise ValueError(f"argument 'devices' lists a device twice: {devices}")
+    return jax.sharding.Mesh(np.array(devices), (FOLD_AXIS,))
+
+
+def pad_folds(folds: Folds, total: int) -> Folds:
+    """`folds` followed by `total - F` padding folds: copies of fold 0 with no test samples.
+
+    A padding fold keeps fold 0's key, training mask and held-out subjects (a
+    fold with no training sample would make the epoch arithmetic divide by
+    zero), so it trains a duplicate of fold 0 that never touches its own
+    held-out subject; `test_valid` is all False, and `train_folds` drops
+    everything a padding fold produces before any check or output.
+    """
+    num_folds = folds.train_mask.shape[0]
+    if total < num_folds:
+        raise ValueError(f"cannot pad {num_folds} folds down to {total}")
+    if total == num_folds:
+        return folds
+    extra = total - num_folds
+
+    def pad(x):
+        return jnp.concatenate([x, jnp.repeat(x[:1], extra, axis=0)])
+
+    padded = jax.tree_util.tree_map(pad, folds)
+    return padded._replace(test_valid=padded.test_valid.at[num_folds:].set(False))
+
+
+def max_folds_per_call(
+    free_bytes: float,
+    num_folds: int,
+    num_devices: int,
+    resident_per_fold: float,
+    transient_per_fold: float,
+    headroom: float = MEMORY_HEADROOM,
+) -> int:
+    """The memory rule: most folds one compiled call can train, a multiple of `num_devices`.
+
+    Per device, every fold's state and fold arrays stay resident for the whole
+    sweep (ceil(F / D) folds x `resident_per_fold`), and a call of G folds
+    needs G / D x `transient_per_fold` more while it runs (scratch:
+    activations, gradients, outputs not aliased to inputs; it grows linearly
+    with the folds vmapped, see JAX_ENGINE_NOTES). The largest g = G / D with
+        ceil(F / D) * resident + g * transient <= headroom * free
+    is taken, clipped to [1, ceil(F / D)]: one fold per device is the floor,
+    tried even when the estimate says it does not fit.
+    """
+    if num_folds < 1 or num_devices < 1:
+        raise ValueError(f"need folds >= 1 and devices >= 1, got {num_folds} and {num_devices}")
+    per_device = math.ceil(num_folds / num_devices)
+    room = headroom * free_bytes - per_device * resident_per_fold
+    g = int(room // transient_per_fold) if transient_per_fold > 0 else per_device
+    return max(1, min(per_device, g)) * num_devices
+
+
+def fold_groups(num_folds: int, max_group: int, num_devices: int) -> tuple[int, int]:
+    """(folds per call G, number of calls n): the fewest calls of at most `max_group` folds.
+
+    G is the smallest multiple of `num_devices` that holds ceil(F / n) folds, so
+    the n calls share one compiled program and the padding, n * G - F folds,
+    stays below n * D.
+    """
+    if max_group < 1:
+        raise ValueError(f"config key 'train.folds_per_call': {max_group} is not >= 1")
+    calls = math.ceil(num_folds / max_group)
+    size = num_devices * math.ceil(math.ceil(num_folds / calls) / num_devices)
+    return size, calls
+
+
+def device_free_bytes(devices) -> int | None:
+    """Smallest free memory (bytes_limit - bytes_in_use) over this process's `devices`.
+
+    None where a device keeps no statistics (the CPU backend). With several
+    processes the smallest over all of them, so every process plans the same groups.
+    """
+    free = []
+    for device in devices:
+        if device.process_index != jax.process_index():
+            continue
+        try:
+            stats = device.memory_stats()
+        except (AttributeError, NotImplementedError, RuntimeError):
+            stats = None
+        if not stats or "bytes_limit" not in stats:
+            return None
+        free.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
+    if not free:
+        return None
+    smallest = min(free)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        smallest = int(np.min(multihost_utils.process_allgather(np.int64(smallest))))
+    return smallest
+
+
+def _transient_bytes(compiled) -> int | None:
+    """Bytes a compiled program needs per device beyond its inputs (None if not reported)."""
+    try:
+        stats = compiled.memory_analysis()
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return None
+    if stats is None:
+        return None
+    return int(stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
+
+
+def _put(x, sharding):
+    """`x` laid out as `sharding`; with several processes built from each one's full copy."""
+    if jax.process_count() == 1:
+        return jax.device_put(x, sharding)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = _put(jax.random.key_data(x), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _to_host(x) -> np.ndarray:
+    """A (possibly multi-process, sharded) array as one host array."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(jax.device_get(x))
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _abstract(tree, rows: int):
+    """Shapes of `tree` (one fold, no fold axis) with a leading fold axis of `rows`."""
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((rows, *x.shape), x.dtype), tree)
+
+
+def _collectives(compiled) -> set[str]:
+    """Cross-device collectives in a compiled program (none when folds split cleanly)."""
+    try:
+        return set(re.findall(COLLECTIVES, compiled.as_text()))
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return set()
+
+
+def _shard_map(fn, mesh, in_specs):
+    """`fn` on each device's block of folds; every output keeps a leading fold axis.
+
+    `check_vma` is off: the body has no collectives to check, and optax's
+    `lax.cond`s (e.g. reduce_on_plateau) return a replicated constant in one
+    branch and a fold-varying value in the other, which the checker rejects.
+    """
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(FOLD_AXIS), check_vma=False)
+
+
+def _compile(fn, mesh, batched: int, donate: bool, args):
+    """jit(`fn` over a leading fold axis of its first `batched` args), compiled for `args`.
+
+    With a mesh the fold axis is split over its 'folds' axis by `shard_map`:
+    each device runs the vmapped program on its own block of folds, the shared
+    arguments replicated; nothing crosses devices (no collective in the program).
+    """
+    donate_argnums = (0,) if donate else ()
+    if mesh is None:
+        return jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile()
+    folds_spec, shared_spec = P(FOLD_AXIS), P()
+    specs = (folds_spec,) * batched + (shared_spec,) * (len(args) - batched)
+    sharded = _shard_map(fn, mesh, specs)
+    shardings = tuple(NamedSharding(mesh, spec) for spec in specs)
+    program = jax.jit(
+        sharded,
+        in_shardings=shardings,
+        out_shardings=NamedSharding(mesh, folds_spec),
+        donate_argnums=donate_argnums,
+    )
+    return program.lower(*args).compile()
+
+
+# ---------------------------------------------------------------------------
 # Host side: fold tables in, held-out predictions out.
 # ---------------------------------------------------------------------------
 @dataclasses.dataclass
@@ -505,12 +715,18 @@ class FoldsOutput:
     test_valid: np.ndarray  # (F, T)
     train_loss: np.ndarray  # (epochs, F) mean training loss per epoch
     heldout_pred_history: np.ndarray  # (evaluations, F, T) held-out argmax (curves only)
-    state: TrainState  # final per-fold state, on device, leading fold axis
+    state: TrainState  # final per-fold state, on device, leading fold axis F
     compile_s: float
     train_s: float
     images_seen: int
     strategy: str
     step_loop: str
+    # Layout: folds per compiled call (padding included), one entry per call;
+    # the sharding the per-fold arrays were trained under (None: one device,
+    # unsharded); and the layout and memory rule's decision in words.
+    fold_groups: tuple[int, ...] = ()
+    fold_sharding: Any = None
+    layout: str = ""
 
 
 def make_folds_arrays(
@@ -533,8 +749,8 @@ def make_folds_arrays(
     )
 
 
-def _take(tree, f):
-    return jax.tree_util.tree_map(lambda x: x[f : f + 1], tree)
+def _slice(tree, start: int, stop: int):
+    return jax.tree_util.tree_map(lambda x: x[start:stop], tree)
 
 
 def train_folds(
@@ -552,14 +768,38 @@ def train_folds(
     on_compiled: Callable[[float], None] | None = None,
     aux_loss: Callable | None = None,
     initial_variables=None,
+    devices=None,
+    folds_per_call: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> FoldsOutput:
     """Train every fold of `folds` for `schedule.epochs` epochs and predict its held-out samples.
 
     `on_compiled(seconds)` is called once the programs are compiled and
     `progress(epochs_done, mean_loss_per_fold)` after each epoch (or each call
     of `epochs_per_call` epochs). `aux_loss(out, labels)`: the model's extra
-    loss terms per example; `initial_variables`: pretrained leaves (see make_fold_fns). Raises LeakageError if a training
-    batch ever held a sample of a subject its fold holds out.
+    loss terms per example; `initial_variables`: pretrained leaves (see
+    make_fold_fns). Raises LeakageError if a training batch ever held a sample
+    of a subject its fold holds out.
+
+    Devices ('vmap' and 'map'; 'loop' runs one fold at a time on the default
+    device): with more than one device visible, or `devices` given, the fold
+    axis is split over a 1-D mesh 'folds' (`fold_mesh`) by `shard_map`, the
+    dataset replicated on every device. F is padded to a multiple of the
+    device count with copies of fold 0 (`pad_folds`) whose outputs are dropped.
+    With several hosts, call `jax.distributed.initialize()` first on every
+    process and then this same function with the same arguments: the mesh
+    takes every process's devices, each process feeds its shards from its own
+    full copy of `data` and `folds`, and the host outputs are gathered from all.
+
+    Memory: `folds_per_call` > 0 forces the folds per compiled call (rounded up
+    to the device count). 0 lets the memory rule decide: the program for all
+    folds at once is compiled, its per-device scratch read from
+    `memory_analysis()` and set against the devices' free memory
+    (`device.memory_stats()`); if it does not fit, folds run in the fewest
+    equal groups that do (`max_folds_per_call`, `fold_groups`). A device that
+    reports no memory (CPU) runs all folds at once. Every group gets the same
+    results as one call would (keys depend on the fold id only). The decision
+    goes to `log(message)` and `FoldsOutput.layout`.
     """
     strategy, step_loop = resolve_strategy(strategy, step_loop)
     if schedule.epochs % schedule.epochs_per_call:
@@ -567,51 +807,135 @@ def train_folds(
             f"config key 'train.epochs_per_call': {schedule.epochs_per_call} does not divide "
             f"train.epochs {schedule.epochs}"
         )
+    if not isinstance(folds_per_call, int | np.integer) or folds_per_call < 0:
+        raise ValueError(
+            f"config key 'train.folds_per_call': {folds_per_call!r} is not an integer >= 0"
+        )
+    say = log or (lambda message: None)
     fns = make_fold_fns(
         model, tx, schedule, aug, data.images.shape[1:], aux_loss, initial_variables
     )
     num_folds = folds.train_mask.shape[0]
     lift = partial(lift_over_folds, strategy=strategy, fold_group=fold_group)
-    state = jax.jit(jax.vmap(fns.init))(folds.key)
-    # Units of work: every fold at once, or one fold at a time.
-    if strategy == "loop":
-        states = [_take(state, f) for f in range(num_folds)]
-        units = [_take(folds, f) for f in range(num_folds)]
-    else:
-        states, units = [state], [folds]
-    del state
-    epoch, step = jnp.int32(0), jnp.int32(0)
+    mesh = None if strategy == "loop" else fold_mesh(devices)
+    num_devices = 1 if mesh is None else mesh.size
+    fold_sharding = None if mesh is None else NamedSharding(mesh, P(FOLD_AXIS))
+    if mesh is not None:
+        data = jax.tree_util.tree_map(lambda x: _put(x, NamedSharding(mesh, P())), data)
 
-    # Compile every program up front (timed apart from training).
+    # Programs for calls of `size` folds, compiled up front (timed apart from training).
+    one_state = jax.eval_shape(fns.init, folds.key[0])
+    one_fold = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), folds)
+    scalar = jax.ShapeDtypeStruct((), jnp.int32)
+
+    def compile_programs(size):
+        state, unit = _abstract(one_state, size), _abstract(one_fold, size)
+        if step_loop == "scan":
+            run = _compile(lift(fns.run, batched=2), mesh, 2, True, (state, unit, data, scalar))
+            return {"run": run}
+        example_idx = jax.ShapeDtypeStruct((size, schedule.batch_size), jnp.int32)
+        step_args = (state, unit, example_idx, data, scalar, scalar)
+        return {
+            "batches": _compile(
+                lift(fns.epoch_batches, batched=1), mesh, 1, False, (unit, data, scalar)
+            ),
+            "train_step": _compile(lift(fns.train_step, batched=3), mesh, 3, True, step_args),
+            "evaluate": _compile(
+                lift(fns.evaluate, batched=2), mesh, 2, False, (state, unit, data)
+            ),
+        }
+
+    # Folds per call: 1 ('loop'), else all (padded to the device count), forced, or the memory rule.
     start = time.perf_counter()
-    if step_loop == "scan":
-        run = jax.jit(lift(fns.run, batched=2), donate_argnums=(0,))
-        run = run.lower(states[0], units[0], data, epoch).compile()
+    if strategy == "loop":
+        size, calls = 1, num_folds
     else:
-        batches = jax.jit(lift(fns.epoch_batches, batched=1))
-        batches = batches.lower(units[0], data, epoch).compile()
-        example_idx = jnp.zeros((units[0].key.shape[0], schedule.batch_size), jnp.int32)
-        train_step = jax.jit(lift(fns.train_step, batched=3), donate_argnums=(0,))
-        train_step = train_step.lower(states[0], units[0], example_idx, data, epoch, step).compile()
-        evaluate = jax.jit(lift(fns.evaluate, batched=2))
-        evaluate = evaluate.lower(states[0], units[0], data).compile()
+        size, calls = fold_groups(num_folds, folds_per_call or num_folds, num_devices)
+    programs = compile_programs(size)
+    if strategy == "loop":
+        layout = f"{num_folds} folds, one at a time"
+    else:
+        layout = f"{num_folds} folds"
+        if mesh is not None:
+            layout += f" over {num_devices} devices (shard_map, mesh axis '{FOLD_AXIS}')"
+            budget_devices = list(mesh.devices.flat)
+        else:
+            budget_devices = list(getattr(data.images, "devices", lambda: jax.devices()[:1])())
+        free = None if folds_per_call else device_free_bytes(budget_devices)
+        if folds_per_call:
+            layout += f"; {folds_per_call} folds per call forced (train.folds_per_call)"
+        elif free is None:
+            layout += "; the device reports no free memory: all folds in one call"
+        else:
+            resident = _nbytes(one_state) + _nbytes(one_fold)
+            while True:  # `size` only shrinks, so this ends
+                transients = [_transient_bytes(p) for p in programs.values()]
+                if None in transients:
+                    transient = FALLBACK_TRANSIENT_FACTOR * resident
+                    source = f"{FALLBACK_TRANSIENT_FACTOR} x the state, no memory analysis"
+                else:
+                    transient = max(transients) / (size // num_devices)
+                    source = "memory_analysis"
+                most = max_folds_per_call(free, num_folds, num_devices, resident, transient)
+                new_size, new_calls = fold_groups(num_folds, most, num_devices)
+                if new_size >= size:
+                    break
+                size, calls = new_size, new_calls
+                programs = compile_programs(size)
+            layout += (
+                f"; memory rule: {free / 2**20:.0f} MiB free per device, per fold "
+                f"{resident / 2**20:.2f} MiB resident + {transient / 2**20:.2f} MiB while "
+                f"training ({source}) -> at most {most} folds per call"
+            )
+            if math.ceil(num_folds / num_devices) * resident + transient > MEMORY_HEADROOM * free:
+                layout += " (even one fold per device is estimated not to fit; trying anyway)"
+        padding = size * calls - num_folds
+        layout += f"; {calls} call(s) of {size} folds"
+        layout += f" ({padding} padding)" if padding else ""
+        if mesh is not None:
+            found = set().union(*(_collectives(p) for p in programs.values()))
+            layout += f"; collectives: {sorted(found)}" if found else "; no collectives"
     compile_s = time.perf_counter() - start
+    say(f"fold layout: {layout}")
     if on_compiled is not None:
         on_compiled(compile_s)
 
+    # Units of work: `calls` groups of `size` folds, each with its own state.
+    # (One jitted program per tree: eager ops would compile one small program per leaf.)
+    units = jax.jit(
+        lambda folds: [
+            _slice(pad_folds(folds, size * calls), u * size, (u + 1) * size) for u in range(calls)
+        ]
+    )(folds)
+    if mesh is None:
+        init = jax.jit(jax.vmap(fns.init))
+        number = jnp.int32
+        step_slice = lambda idx, s: idx[:, s]
+    else:
+        init = jax.jit(
+            _shard_map(jax.vmap(fns.init), mesh, P(FOLD_AXIS)),
+            in_shardings=fold_sharding,
+            out_shardings=fold_sharding,
+        )
+        number = np.int32  # host scalars: jit replicates them on every device (and process)
+        step_slice = jax.jit(lambda idx, s: idx[:, s], out_shardings=fold_sharding)
+        units = [jax.tree_util.tree_map(lambda x: _put(x, fold_sharding), u) for u in units]
+    states = [init(u.key) for u in units]
+
     def epochs_python(u, first_epoch):
+        batches, train_step = programs["batches"], programs["train_step"]
         losses, leaked = [], 0
         for e in range(first_epoch, first_epoch + schedule.epochs_per_call):
-            epoch = jnp.int32(e)
+            epoch = number(e)
             idx = batches(units[u], data, epoch)
             total = 0.0
             for s in range(schedule.steps_per_epoch):
                 states[u], (loss, leak) = train_step(
-                    states[u], units[u], idx[:, s], data, epoch, jnp.int32(s)
+                    states[u], units[u], step_slice(idx, s), data, epoch, number(s)
                 )
                 total, leaked = total + loss, leaked + leak
             losses.append(total / schedule.steps_per_epoch)
-        return jnp.stack(losses, axis=1), leaked, evaluate(states[u], units[u], data)
+        return jnp.stack(losses, axis=1), leaked, programs["evaluate"](states[u], units[u], data)
 
     losses, history, leaked_total = [], [], 0
     start = time.perf_counter()
@@ -620,35 +944,45 @@ def train_folds(
         outs = []
         for u in range(len(units)):
             if step_loop == "scan":
-                states[u], *rest = run(states[u], units[u], data, jnp.int32(first_epoch))
+                states[u], *rest = programs["run"](states[u], units[u], data, number(first_epoch))
             else:
                 rest = epochs_python(u, first_epoch)
             outs.append(rest)
-        loss, leaked, logits = jax.device_get(tuple(jnp.concatenate(p) for p in zip(*outs)))
+        # To the host; padding folds' outputs are dropped here, before any check.
+        loss, leaked, logits = (
+            np.concatenate([_to_host(x) for x in part])[:num_folds] for part in zip(*outs)
+        )
         leaked_total += int(np.sum(leaked))
         if leaked_total:
             raise LeakageError(
                 f"{leaked_total} training samples belonged to their fold's held-out subjects "
-                f"(folds {np.flatnonzero(np.asarray(leaked)).tolist()})"
+                f"(folds {np.flatnonzero(leaked).tolist()})"
             )
         if not np.all(np.isfinite(loss)):
             bad = np.flatnonzero(~np.all(np.isfinite(loss), axis=-1)).tolist()
             raise FloatingPointError(
                 f"training loss is not finite in folds {bad} (epoch {first_epoch})"
             )
-        losses.append(np.asarray(loss).T)  # (epochs_per_call, F)
-        history.append(np.asarray(logits).argmax(-1))
+        losses.append(loss.T)  # (epochs_per_call, F)
+        history.append(logits.argmax(-1))
         if progress is not None:
-            progress(first_epoch + schedule.epochs_per_call, np.asarray(loss)[:, -1])
+            progress(first_epoch + schedule.epochs_per_call, loss[:, -1])
     train_s = time.perf_counter() - start
 
-    state = (
-        states[0]
-        if len(states) == 1
-        else jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *states)
-    )
+    trained_sharding = None
+    if mesh is not None:
+        trained_sharding = jax.tree_util.tree_leaves(states[0])[0].sharding
+    state = states[0]
+    if len(states) > 1 or size * calls != num_folds:
+        # Without padding a single unit keeps its layout. F rows do not split evenly over D
+        # devices: each device then holds all F folds' final state, as one device would.
+        state = jax.jit(
+            lambda states: _slice(
+                jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *states), 0, num_folds
+            )
+        )(states)
     return FoldsOutput(
-        logits=np.asarray(logits),
+        logits=logits,
         test_idx=np.asarray(folds.test_idx),
         test_valid=np.asarray(folds.test_valid),
         train_loss=np.concatenate(losses),
@@ -659,6 +993,9 @@ def train_folds(
         images_seen=num_folds * schedule.epochs * schedule.steps_per_epoch * schedule.batch_size,
         strategy=strategy,
         step_loop=step_loop,
+        fold_groups=(size,) * calls,
+        fold_sharding=trained_sharding,
+        layout=layout,
     )
 
 

@@ -10,11 +10,13 @@ them to [0, 1]); float32 outputs (optical flow) reach the model as they are.
 | `apex`          | 000  | (S, S, C) uint8 apex frame      | image_size, channels, apex             |
 | `evm_apex`      | 001  | (S, S, 3) uint8 EVM-magnified   | image_size, apex, evm.*                |
 | `flow`          | 002  | (S, S, 2|3) float32 onset->apex | image_size, channels, apex, flow_method|
-| `aman_stack`    | 003  | (n, k, S, S, 3) uint8           | image_size, num_frames, factors        |
+| `aman_stack`    | 003  | (n, k, S, S, 3) uint8           | image_size, num_frames, factors,       |
+|                 |      |                                 | magnifier_checkpoint                   |
 | `flow_sequence` | 004  | (T, S, S, 2) float32            | image_size, num_frames, flow_method    |
 
 `apex` chooses the apex frame: 'ground_truth' (the annotation; a clip without
 one, e.g. SMIC, is an error that says which other choice to make),
+'ground_truth_else_mid_clip' (the annotation where there is one: composites),
 'mid_clip' (seed 000 on SMIC) or 'interframe_diff' (seed 002 on SMIC:
 argmax_t mean |I_t - I_onset|).
 """
@@ -26,9 +28,9 @@ import cv2
 import numpy as np
 
 from mer_jax import apex as apex_lib
-from mer_jax import evm, flow, tim
+from mer_jax import evm, flow, magnifier, tim
 
-APEX_RULES = ("ground_truth", "mid_clip", "interframe_diff")
+APEX_RULES = ("ground_truth", "ground_truth_else_mid_clip", "mid_clip", "interframe_diff")
 
 
 class Clip(NamedTuple):
@@ -67,6 +69,8 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 def apex_index(clip: Clip, rule: str) -> int:
     """The apex frame index of `clip` under `rule` (config key 'input.apex')."""
     t = len(clip.frames)
+    if rule == "ground_truth_else_mid_clip":  # composites of annotated and SMIC clips
+        rule = "ground_truth" if clip.apex >= 0 else "mid_clip"
     if rule == "ground_truth":
         if clip.apex < 0:
             raise ValueError(
@@ -154,11 +158,18 @@ def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
 
 def aman_stack_input(clip: Clip, spec: Mapping) -> np.ndarray:
     """Seed 003: onset..offset TIM-normalised to n frames, each magnified against the onset
-    at every factor (Eulerian fallback of the learned magnifier): (n, k, S, S, 3) uint8."""
+    at every factor by the learned magnifier (`magnifier_checkpoint`) or, without one, by
+    Eulerian magnification: (n, k, S, S, 3) uint8."""
     size = spec["image_size"]
     frames = np.stack([resize(f, size) for f in clip.frames[clip.onset : clip.offset + 1]])
     frames = np.asarray(tim.tim(frames[None].astype(np.float32) / 255.0, spec["num_frames"]))
-    out = evm.magnify_against_onset(np.clip(frames, 0.0, 1.0), spec["factors"], onset=0)
+    frames = np.clip(frames, 0.0, 1.0)
+    checkpoint = spec.get("magnifier_checkpoint", "")
+    if checkpoint:  # Oh et al. 2018, the magnifier AMAN uses (mer_jax/magnifier.py)
+        params = magnifier.load_cached(checkpoint)
+        out = magnifier.magnify_against_onset(params, frames, spec["factors"], onset=0)
+    else:
+        out = evm.magnify_against_onset(frames, spec["factors"], onset=0)
     out = np.moveaxis(np.asarray(out[0]), 0, 1)  # (k, n, ...) -> (n, k, ...)
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 

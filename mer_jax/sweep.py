@@ -129,6 +129,8 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         on_compiled=on_compiled,
         aux_loss=getattr(module, "aux_loss", None),
         initial_variables=initial,
+        folds_per_call=config.train.folds_per_call,
+        log=log,
     )
     bars[0].close()
 
@@ -245,7 +247,12 @@ def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) ->
             "train_loss": out.train_loss.mean(axis=1)[per_call - 1 :: per_call].tolist(),
             "heldout_uar": heldout_uar,
         },
-        "engine": {"fold_strategy": out.strategy, "step_loop": out.step_loop},
+        "engine": {
+            "fold_strategy": out.strategy,
+            "step_loop": out.step_loop,
+            "fold_groups": list(out.fold_groups),
+            "layout": out.layout,
+        },
         "device": _device_info(),
         "config": config_lib.flatten(config),
         "versions": {

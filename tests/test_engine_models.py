@@ -73,15 +73,14 @@ def test_fold_parallel_equals_one_fold_at_a_time(name):
     tx = _optimizer(opt, schedule.steps_per_epoch, frozen)
     aug = engine.Augment()
     aux = getattr(module, "aux_loss", None)
-    run = lambda f, **kw: engine.train_folds(
-        model, tx, schedule, aug, data, f, aux_loss=aux, **kw
-    )
+    run = lambda f, **kw: engine.train_folds(model, tx, schedule, aug, data, f, aux_loss=aux, **kw)
     together = run(folds, strategy="vmap", step_loop="scan")
-    for f in range(table.num_folds):
-        one = jax.tree_util.tree_map(lambda a, f=f: a[f : f + 1], folds)
-        alone = run(one, strategy="loop")
-        np.testing.assert_allclose(together.train_loss[:, f], alone.train_loss[:, 0], rtol=2e-3)
-        np.testing.assert_allclose(together.logits[f], alone.logits[0], rtol=5e-3, atol=5e-3)
+    # The last fold alone (its keys depend on its fold id only): a program of one fold, the
+    # steps called from Python, must reproduce its slice of the vmapped program.
+    f = table.num_folds - 1
+    alone = run(jax.tree_util.tree_map(lambda a: a[f:], folds), strategy="loop")
+    np.testing.assert_allclose(together.train_loss[:, f], alone.train_loss[:, 0], rtol=2e-3)
+    np.testing.assert_allclose(together.logits[f], alone.logits[0], rtol=5e-3, atol=5e-3)
     init = jax.jit(jax.vmap(engine.make_fold_fns(model, tx, schedule, aug, shape).init))(folds.key)
     flat_init = dict(jax.tree_util.tree_leaves_with_path(init.params))
     moved = []

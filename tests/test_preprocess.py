@@ -36,6 +36,9 @@ def test_apex_rules(clip):
     no_apex = clip._replace(apex=-1, id="smic/s1/s1_ne_01")
     with pytest.raises(ValueError, match="smic/s1/s1_ne_01.*mid_clip"):
         preprocess.apex_index(no_apex, "ground_truth")
+    assert preprocess.apex_index(clip, "ground_truth_else_mid_clip") == clip.apex
+    mid = clip.onset + (clip.offset - clip.onset) // 2
+    assert preprocess.apex_index(no_apex, "ground_truth_else_mid_clip") == mid
     with pytest.raises(ValueError, match="input.apex"):
         preprocess.apex_index(clip, "middle")
 
@@ -84,3 +87,31 @@ def test_evm_apex_representation_magnifies(clip):
     assert np.abs(plain.astype(int) - apex).mean() < 0.5
     assert np.abs(plain.astype(int) - apex).max() <= 4
     assert np.abs(out.astype(int) - apex).mean() > 4 * np.abs(plain.astype(int) - apex).mean()
+
+
+def test_aman_stack_with_a_learned_magnifier_checkpoint(clip, tmp_path):
+    """`magnifier_checkpoint` switches the AMAN view from Eulerian to the learned magnifier."""
+    import jax
+    import jax.numpy as jnp
+
+    from mer_jax import magnifier
+
+    net = magnifier.Magnifier(width=4, num_dec_resblk=1)
+    x = jnp.zeros((1, 16, 16, 3))
+    params = net.init(jax.random.key(0), x, x, jnp.ones((1,)))["params"]
+    path = tmp_path / "magnifier.npz"
+    magnifier.save_npz(path, params)
+    spec = _spec(image_size=16, num_frames=3, factors=(1, 4), magnifier_checkpoint=str(path))
+    stack = preprocess.aman_stack_input(clip, spec)
+    assert stack.shape == (3, 2, 16, 16, 3) and stack.dtype == np.uint8
+    # The network applied directly to the TIM-resampled onset..offset frames gives the stack.
+    from mer_jax import tim
+
+    frames = np.stack([preprocess.resize(f, 16) for f in clip.frames[clip.onset : clip.offset + 1]])
+    frames = np.clip(np.asarray(tim.tim(frames[None] / 255.0, 3)), 0.0, 1.0).astype(np.float32)
+    loaded = magnifier.load_npz(path)
+    direct = np.asarray(magnifier.magnify_against_onset(loaded, frames, (1, 4), onset=0))[0]
+    direct = np.clip(np.rint(np.moveaxis(direct, 0, 1) * 255.0), 0, 255)
+    assert np.abs(stack.astype(int) - direct).max() <= 1
+    eulerian = preprocess.aman_stack_input(clip, _spec(image_size=16, num_frames=3, factors=(1, 4)))
+    assert not np.array_equal(stack, eulerian)
