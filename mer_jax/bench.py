@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax import config as config_lib
-from mer_jax import engine, models
+from mer_jax import engine, models, sweep
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRESETS = ("auto", "small", "paper")
@@ -311,16 +311,6 @@ def _resolve(strategy: str, step_loop: str) -> tuple[str, str]:
     return engine.resolve_strategy(strategy, step_loop)
 
 
-def _device() -> dict:
-    devices = jax.devices()
-    return {
-        "platform": devices[0].platform,
-        "device_kind": devices[0].device_kind,
-        "num_devices": len(devices),
-        "jax": jax.__version__,
-    }
-
-
 def run_bench(cfg: BenchConfig, log=None) -> dict:
     """Measure fold_parallel, sequential and one_model for `cfg` (see the module docstring)."""
     module = models.get_module(cfg.model)
@@ -395,7 +385,7 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
         "compile_s_by_strategy": {k: v["compile_s"] for k, v in by_strategy.items()},
         "flops_per_image": flops_per_image,
         "tflops": tflops,
-        "device": _device(),
+        "device": {**sweep.device_info(), "jax": jax.__version__},
         "config": {
             "model": cfg.model,
             "ablation": cfg.ablation,

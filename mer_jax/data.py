@@ -63,6 +63,30 @@ def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[st
     return builder
 
 
+# Feature kinds read as metadata; frames and images are skipped (not decoded).
+METADATA_FEATURES = ("Text", "Scalar", "ClassLabel")
+
+
+def read_columns(builder, split: str = "train") -> dict[str, list]:
+    """Every metadata feature of a built dataset as columns, without decoding any pixels."""
+    import tensorflow_datasets as tfds
+
+    features = builder.info.features
+    skip = {
+        key: tfds.decode.SkipDecoding()
+        for key, feature in features.items()
+        if type(feature).__name__ not in METADATA_FEATURES
+    }
+    source = builder.as_data_source(split=split, decoders=skip or None)
+    keys = [k for k in features if k not in skip]
+    columns = {k: [] for k in keys}
+    for i in range(len(source)):
+        example = source[i]
+        for k in keys:
+            columns[k].append(example[k])
+    return columns
+
+
 def _spec_dict(spec) -> dict:
     """A (possibly nested) ConfigDict or dict as plain JSON-able dicts and lists."""
     out = {}
@@ -115,7 +139,7 @@ def _load_one(name, data_dir, split, spec, log, progress, default_scheme=""):
     source = tfds.data_source(name, data_dir=data_dir or None, split=split)
     n = len(source)
     features = builder.info.features
-    meta = {k: [] for k in ("subject", "source", "clip", "emotion", "dataset", "label")}
+    meta = {}
     scheme_name = spec.get("label_scheme") or ""
     if not scheme_name and "label" not in features and default_scheme:
         scheme_name = default_scheme
@@ -127,15 +151,11 @@ def _load_one(name, data_dir, split, spec, log, progress, default_scheme=""):
             f"dataset {name} stores no labels, only emotions: set config key "
             f"'input.label_scheme' (known: {sorted(label_schemes.SCHEMES)})"
         )
-    for i in range(n):
-        ex = source[i]
-        meta["subject"].append(_text(ex["subject"]))
-        meta["source"].append(_text(ex["source"]))
-        meta["clip"].append(_text(ex["clip"]))
-        meta["label"].append(_text(ex[field]) if scheme else int(ex["label"]))
-        meta["dataset"].append(
-            _text(ex["dataset"]) if "dataset" in features else _text(ex["source"])
-        )
+    columns = read_columns(builder, split)
+    text = lambda key: [_text(v) for v in columns[key]]
+    meta["subject"], meta["source"], meta["clip"] = text("subject"), text("source"), text("clip")
+    meta["label"] = text(field) if scheme else [int(v) for v in columns["label"]]
+    meta["dataset"] = text("dataset") if "dataset" in columns else meta["source"]
     images = _inputs(builder, source, split, spec, log, progress)
     if scheme is None:
         labels = np.asarray(meta["label"], np.int32)
@@ -148,16 +168,13 @@ def _load_one(name, data_dir, split, spec, log, progress, default_scheme=""):
         if not keep.all():
             log(f"{name}: label scheme {scheme.name} excludes {int((~keep).sum())} of {n} clips")
     pick = lambda xs: np.asarray(xs)[keep]
-    return (
-        Dataset(
-            images[keep],
-            labels[keep],
-            pick(meta["subject"]),
-            pick(meta["source"]),
-            pick(meta["clip"]),
-            class_names,
-        ),
-        builder,
+    return Dataset(
+        images[keep],
+        labels[keep],
+        pick(meta["subject"]),
+        pick(meta["source"]),
+        pick(meta["clip"]),
+        class_names,
     )
 
 
@@ -186,7 +203,7 @@ def load(
         )
     parts = [part for part in name.split("+") if part]
     loaded = [
-        _load_one(part, data_dir, split, spec, log, progress, default_label_scheme)[0]
+        _load_one(part, data_dir, split, spec, log, progress, default_label_scheme)
         for part in parts
     ]
     class_names = loaded[0].class_names

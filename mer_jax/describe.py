@@ -200,33 +200,17 @@ def render(summary: dict) -> str:
 # ----------------------------------------------------------------------------
 # Reading built datasets.
 
-_KEPT_FEATURES = ("Text", "Scalar", "ClassLabel")
-
 
 def _read_builder(name: str, data_dir: str | None, split: str, log: Callable[[str], None]):
     """Columns of every non-pixel feature of built dataset `name`, and its features."""
-    import tensorflow_datasets as tfds
-
     from mer_jax import data
 
     builder = data.prepare_builder(name, data_dir, log=log)
     features = builder.info.features
-    skip = {
-        key: tfds.decode.SkipDecoding()
-        for key, feature in features.items()
-        if type(feature).__name__ not in _KEPT_FEATURES
-    }
     for key in ("subject", "clip"):
         if key not in features:
             raise ValueError(f"{name}: no {key!r} feature; describe needs subject and clip ids")
-    source = builder.as_data_source(split=split, decoders=skip or None)
-    keys = [k for k in features if k not in skip]
-    columns = {k: [] for k in keys}
-    for i in range(len(source)):
-        example = source[i]
-        for k in keys:
-            columns[k].append(example[k])
-    return columns, features
+    return data.read_columns(builder, split), features
 
 
 def read_samples(

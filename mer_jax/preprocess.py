@@ -137,7 +137,8 @@ def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
     """Seed 001: the clip Eulerian-magnified (Wu et al. 2012), then its apex frame, S x S x 3.
 
     The band is read as fractions of Nyquist (`mer_jax.evm`: seed 001's
-    0.1-0.4 Hz selects no FFT bin of a 30-70 frame clip).
+    0.1-0.4 Hz selects no FFT bin of a 30-70 frame clip). Clips are magnified at
+    their own length, so each distinct length compiles once (inputs are cached).
     """
     e = spec["evm"]
     apex = apex_index(clip, spec["apex"])

@@ -19,7 +19,8 @@ from mer_jax import data, engine, metrics, models, protocols, report
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _device_info() -> dict:
+def device_info() -> dict:
+    """The accelerator a sweep ran on (results.json `device`)."""
     devices = jax.devices()
     return {
         "platform": devices[0].platform,
@@ -253,7 +254,7 @@ def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) ->
             "fold_groups": list(out.fold_groups),
             "layout": out.layout,
         },
-        "device": _device_info(),
+        "device": device_info(),
         "config": config_lib.flatten(config),
         "versions": {
             "mer_jax": mer_jax.__version__,
