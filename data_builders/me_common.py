@@ -10,6 +10,11 @@ stored frames; `onset_frame`, `apex_frame`, `offset_frame` keep the sheet's
 frame numbers (-1 where the sheet has none). No `label`: label_schemes maps the
 stored `emotion` (or `objective_class`) to the classes of a protocol.
 
+View configs (`data_builders/views.py`) read the frames the same way and
+store, instead of `frames`, one model input per clip in an `input` feature
+(e.g. `cropped_flow_28`: the onset->apex flow at 28x28 of the cropped release),
+computed with `mer_jax.preprocess`; `view_configs` makes them.
+
 Sheet defects (issue 3 item 5) that these rules repair, each repair written to
 the example's `repairs` text:
   R1 apex missing ('/', '-', empty, or a negative number such as SAMM's -1):
@@ -40,6 +45,8 @@ import openpyxl
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
+from data_builders import views
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".png", ".tif", ".tiff")
 FRAME_MODES = ("onset_offset", "all")
 MISSING_MARKERS = ("", "/", "-", "n/a", "na", "none", "nan")
@@ -65,20 +72,29 @@ class AnnotationError(ValueError):
 
 @dataclasses.dataclass(eq=False, kw_only=True)
 class MEConfig(tfds.core.BuilderConfig):
-    """Which unpacked release to read, the stored frame size S, and which frames."""
+    """Which unpacked release to read, the frame size S frames are read at, and which
+    frames; with a `view`, the model input computed from them is stored instead.
+    `face_crop`: crop every frame to the face box found on the clip's onset frame
+    (`mer_jax.face`, OpenCV's packaged Haar cascade) before resizing to S; a clip
+    whose onset frame shows no face stops the build with its sheet row."""
 
     release: str = "raw"
     image_size: int = 112
     frames: str = "onset_offset"
+    view: views.View | None = None
+    face_crop: bool = False
 
 
 def release_configs(
-    releases, sizes, *, named_release: bool = True, note: str = ""
+    releases, sizes, *, named_release: bool = True, note: str = "", face_crop: bool = False
 ) -> list[MEConfig]:
-    """One config per release x frame size x frame mode, named '<release>_<size>[_all]'
-    ('_all': every frame of the clip folder, else onset..offset). `named_release=False`
-    leaves the release out of the description (datasets that ship one release)."""
+    """One config per release x frame size x frame mode, named '<release>[_face]_<size>[_all]'
+    ('_all': every frame of the clip folder, else onset..offset; '_face': `face_crop`).
+    `named_release=False` leaves the release out of the description (datasets that ship
+    one release)."""
     out = []
+    face = "_face" if face_crop else ""
+    cropped = ", face cropped (Haar box of the onset frame)" if face_crop else ""
     for release in releases:
         for size in sizes:
             for frames in FRAME_MODES:
@@ -87,25 +103,53 @@ def release_configs(
                 where = f"{release} release, " if named_release else ""
                 out.append(
                     MEConfig(
-                        name=f"{release}_{size}{suffix}",
-                        description=f"{where}{span}, frames {size}x{size}{note}.",
+                        name=f"{release}{face}_{size}{suffix}",
+                        description=f"{where}{span}{cropped}, frames {size}x{size}{note}.",
                         release=release,
                         image_size=size,
                         frames=frames,
+                        face_crop=face_crop,
                     )
                 )
     return out
 
 
-def features(image_size: int) -> tfds.features.FeaturesDict:
-    """The features every micro-expression builder writes."""
+def view_configs(
+    base: MEConfig, prefix: str, view_list: Sequence[views.View], *, note: str = ""
+) -> list[MEConfig]:
+    """One config per view, named '<prefix>_<view name>', reading frames as `base` does (its
+    release, frame mode and any other field) at the view's `frames_size`."""
+    out = []
+    for view in view_list:
+        span = "onset..offset" if base.frames == "onset_offset" else "every frame of the folder"
+        size = view.frames_size
+        out.append(
+            dataclasses.replace(
+                base,
+                name=f"{prefix}_{view.name}",
+                description=(
+                    f"{base.description or ''}{view.describe()}; from {span} read at "
+                    f"{size}x{size}{note}."
+                ),
+                image_size=size,
+                view=view,
+            )
+        )
+    return out
+
+
+def features(image_size: int, view: views.View | None = None) -> tfds.features.FeaturesDict:
+    """The features every micro-expression builder writes: `frames`, or a view's `input`."""
     text = tfds.features.Text
     scalar = lambda: tfds.features.Scalar(dtype=np.int32)
+    pixels = {
+        "frames": tfds.features.Tensor(
+            shape=(None, image_size, image_size, 3), dtype=np.uint8, encoding="zlib"
+        )
+    }
     return tfds.features.FeaturesDict(
         {
-            "frames": tfds.features.Tensor(
-                shape=(None, image_size, image_size, 3), dtype=np.uint8, encoding="zlib"
-            ),
+            **(pixels if view is None else {"input": view.feature()}),
             "dataset": text(),
             "source": text(),
             "subject": text(),
@@ -268,24 +312,50 @@ def plan_all(records: Sequence[Record], mode: str, *, name: str) -> list[Plan]:
     return plans
 
 
-def load_frames(paths: Sequence[Path], size: int, at: str) -> np.ndarray:
-    """(T, size, size, 3) uint8 RGB; cv2.INTER_AREA; grey images replicated to 3 channels."""
-    out = np.empty((len(paths), size, size, 3), np.uint8)
+def load_frames(paths: Sequence[Path], size: int | None, at: str) -> np.ndarray:
+    """(T, size, size, 3) uint8 RGB; cv2.INTER_AREA; grey images replicated to 3 channels.
+    `size=None` keeps the stored resolution (every frame of the clip must share it)."""
+    out = None
     for i, path in enumerate(paths):
         data = np.fromfile(path, np.uint8)
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise AnnotationError(f"{at}: unreadable image {path}")
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        if size is not None:
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        if out is None:
+            out = np.empty((len(paths), *image.shape), np.uint8)
+        elif image.shape != out.shape[1:]:
+            raise AnnotationError(
+                f"{at}: {path} is {image.shape[1]}x{image.shape[0]}, the clip's first frame "
+                f"{paths[0]} is {out.shape[2]}x{out.shape[1]}"
+            )
         out[i] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return out
 
 
-def example(plan: Plan, size: int) -> dict:
+def face_cropped_frames(plan: Plan, size: int) -> np.ndarray:
+    """(T, size, size, 3): every frame cut to the one face box of the onset frame (Sec. 3 of
+    seeds 000-002: faces cropped before resizing), `mer_jax.face`."""
+    from mer_jax import face  # Imported here: frames-only configs need no cascade.
+
+    frames = load_frames(plan.paths, None, plan.record.at)
+    try:
+        box = face.crop_box(frames[plan.onset], clip=plan.record.at)
+    except face.FaceNotFoundError as e:
+        raise AnnotationError(f"{e} (file {plan.paths[plan.onset]})") from None
+    return face.crop_clip(frames, box, size, clip=plan.record.at)
+
+
+def example(plan: Plan, size: int, face_crop: bool = False) -> dict:
     record = plan.record
     sheet = lambda n: -1 if n is None else n
     return {
-        "frames": load_frames(plan.paths, size, record.at),
+        "frames": (
+            face_cropped_frames(plan, size)
+            if face_crop
+            else load_frames(plan.paths, size, record.at)
+        ),
         "dataset": record.dataset,
         "source": record.source,
         "subject": record.subject,
@@ -605,7 +675,9 @@ def manual_dir(dl_manager: tfds.download.DownloadManager) -> Path:
 # The builder all micro-expression datasets share.
 
 
-def check_config(config: MEConfig, builder: str, releases: Sequence[str]) -> None:
+def check_config(
+    config: MEConfig, builder: str, releases: Sequence[str], *, has_apex: bool = True
+) -> None:
     if config.release not in releases:
         raise ValueError(
             f"{builder} config {config.name!r}: release {config.release!r} not one of {releases}"
@@ -619,6 +691,8 @@ def check_config(config: MEConfig, builder: str, releases: Sequence[str]) -> Non
             f"{builder} config {config.name!r}: image_size {config.image_size!r} is not a "
             "positive int"
         )
+    if config.view is not None:
+        config.view.check(f"{builder} config {config.name!r}", has_apex=has_apex)
 
 
 class MEBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -631,15 +705,26 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     RELEASES: tuple[str, ...] = ("raw",)
+    HAS_APEX = True  # False: no apex annotation (SMIC); views must pick an apex rule.
     HOMEPAGE: str = ""
 
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config
-        check_config(config, self.name, self.RELEASES)
+        check_config(config, self.name, self.RELEASES, has_apex=self.HAS_APEX)
+        metadata = None
+        if config.view is not None:
+            frames = {
+                "release": config.release,
+                "mode": config.frames,
+                "size": config.image_size,
+                "face_crop": config.face_crop,
+            }
+            metadata = views.metadata_dict(config.view, frames)
         return self.dataset_info_from_configs(
-            features=features(config.image_size),
+            features=features(config.image_size, config.view),
             homepage=self.HOMEPAGE or None,
             disable_shuffling=True,  # Keep the sheet's order.
+            metadata=metadata,
         )
 
     @abc.abstractmethod
@@ -655,6 +740,12 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return {"train": self._generate_examples(plans)}
 
     def _generate_examples(self, plans: Sequence[Plan]):
-        size = self.builder_config.image_size
+        size, view = self.builder_config.image_size, self.builder_config.view
         for plan in plans:
-            yield plan.record.clip, example(plan, size)
+            ex = example(plan, size, self.builder_config.face_crop)
+            if view is not None:  # The frames config's example, mapped to its view.
+                frames = ex.pop("frames")
+                ex["input"] = view.compute(
+                    frames, ex["onset"], ex["apex"], ex["offset"], plan.record.clip
+                )
+            yield plan.record.clip, ex

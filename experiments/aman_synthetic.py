@@ -5,7 +5,9 @@ against the onset at k = 9 factors (Eulerian fallback of the learned
 magnifier), 224x224; ResNet-18 frozen through layer3, layer4 + MA + FA
 trained; RMSprop lr 1e-3, weight decay 1e-4, step x0.2 every 30 epochs,
 batch 4, 50 epochs. The authors pick the best epoch on the test subject; this
-project reports the final epoch.
+project reports the final epoch. Inputs: the builder configs
+`synthetic_me/casme2_aman_11x9` and, for :quick, `casme2_aman_5x3_32` (views
+stored at build time, data_builders/views.py; they record the magnifier).
 
     mer-jax sweep experiments/aman_synthetic.py          # GPU
     mer-jax sweep experiments/aman_synthetic.py:quick    # CPU: n 5, k 3, 32x32, width 8
@@ -19,7 +21,8 @@ from mer_jax import config as config_lib
 
 def get_config(arg=None):
     c = config_lib.base()
-    c.dataset = "synthetic_me/casme2"
+    # The view is a builder config; the input keys describe it (for frames datasets).
+    c.dataset = "synthetic_me/casme2_aman_11x9"
     c.input.representation = "aman_stack"
     c.input.image_size = 224
     c.input.num_frames = 11
@@ -38,6 +41,7 @@ def get_config(arg=None):
     c.optimizer.decay_every_epochs = 30
     c.optimizer.decay_rate = 0.2
     if arg == "quick":
+        c.dataset = "synthetic_me/casme2_aman_5x3_32"
         c.input.image_size = 32
         c.input.num_frames = 5
         c.input.factors = (1, 4, 8)

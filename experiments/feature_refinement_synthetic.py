@@ -1,7 +1,8 @@
 """Feature Refinement (seed 002) on the synthetic MEGC 2019-shaped composite, CDE.
 
 Paper setting (Sec. 4.2): onset -> apex TV-L1 flow, horizontal and vertical
-components at 28x28; SGD without momentum, lr 0.001, batch 32; loss
+components at 28x28 (the builder configs `synthetic_me/megc2019_flow_28` and,
+for :quick, `casme2_flow_28`: views stored at build time); SGD without momentum, lr 0.001, batch 32; loss
 0.85 * L_prop + L_cls (the model's `aux_loss`).
 
     mer-jax sweep experiments/feature_refinement_synthetic.py
@@ -16,7 +17,8 @@ from mer_jax import config as config_lib
 
 def get_config(arg=None):
     c = config_lib.base()
-    c.dataset = "synthetic_me/megc2019"
+    # The view is a builder config; the input keys describe it (for frames datasets).
+    c.dataset = "synthetic_me/megc2019_flow_28"
     c.input.representation = "flow"
     c.input.image_size = 28
     c.input.channels = 2
@@ -34,7 +36,7 @@ def get_config(arg=None):
     c.optimizer.weight_decay = 0.0
     c.optimizer.schedule = "constant"
     if arg == "quick":
-        c.dataset = "synthetic_me/casme2"
+        c.dataset = "synthetic_me/casme2_flow_28"
         c.model_kwargs.shared_features = 256
         c.model_kwargs.head_features = 64
         c.train.epochs = 10

@@ -29,7 +29,9 @@ def get_config(arg=None):
         )
     c = config_lib.base()
     # Data section.
-    c.dataset = "synthetic_me/casme2_subtle" if "subtle" in args else "synthetic_me/casme2"
+    # The corpus's 240x240 grey apex view (a builder config), randomly cropped to 224.
+    corpus = "casme2_subtle" if "subtle" in args else "casme2"
+    c.dataset = f"synthetic_me/{corpus}_apex_240"
     c.input.image_size = 240
     c.input.channels = 1
     c.augment.crop_size = 224

@@ -1,9 +1,11 @@
 """STANet (seed 004) on the synthetic CASME II-shaped corpus, LOSO.
 
 Paper setting: onset..offset linearly interpolated, flow between adjacent
-frames (FlowNet 2.0 in the paper; a classical flow stands in), 20 flows at
-192x192; Adam lr 1e-5, weight decay 1e-4; 30 epochs on CASME II; loss
-CE + 1e-8 ||M||_1 (the model's `aux_loss`); corner crops.
+frames (FlowNet 2.0 in the paper; TV-L1, here its JAX port, stands in), 20
+flows at 192x192; Adam lr 1e-5, weight decay 1e-4; 30 epochs on CASME II;
+loss CE + 1e-8 ||M||_1 (the model's `aux_loss`); corner crops. Inputs: the
+builder configs `synthetic_me/casme2_flowseq_20x192` and, for :quick,
+`casme2_flowseq_8x32_dis` (views stored at build time, data_builders/views.py).
 
     mer-jax sweep experiments/stanet_synthetic.py          # GPU
     mer-jax sweep experiments/stanet_synthetic.py:quick    # CPU: 8 flows at 32x32, width 8
@@ -16,11 +18,12 @@ from mer_jax import config as config_lib
 
 def get_config(arg=None):
     c = config_lib.base()
-    c.dataset = "synthetic_me/casme2"
+    # The view is a builder config; the input keys describe it (for frames datasets).
+    c.dataset = "synthetic_me/casme2_flowseq_20x192"
     c.input.representation = "flow_sequence"
     c.input.image_size = 192
     c.input.num_frames = 20
-    c.input.flow_method = "tvl1"
+    c.input.flow_method = "tvl1_jax"  # TV-L1 in JAX: a clip's 20 pairs in one program
     c.augment.crop_size = 176
     c.augment.crop_mode = "corners"
     c.model = "stanet"
@@ -35,6 +38,7 @@ def get_config(arg=None):
     c.optimizer.weight_decay = 1e-4
     c.optimizer.schedule = "constant"
     if arg == "quick":
+        c.dataset = "synthetic_me/casme2_flowseq_8x32_dis"
         c.input.image_size = 32
         c.input.num_frames = 8
         c.input.flow_method = "dis"

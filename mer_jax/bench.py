@@ -35,6 +35,9 @@ run on one, see docs/benchmarks.md):
   mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 --dtype bfloat16
   mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 \
       --strategy vmap --strategy map --fold-group 17
+  # vmapped convolutions as grouped convs vs patches x batched GEMM (mer_jax.layers)
+  mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 --dtype bfloat16 \
+      --strategy vmap --conv-impl gemm --conv-impl xla
   mer-jax bench --model stanet --folds 8 --batch 4
   mer-jax bench --model aman --input-size 112 --folds 8 --batch 2
 
@@ -57,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax import config as config_lib
-from mer_jax import engine, models, sweep
+from mer_jax import engine, layers, models, sweep
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRESETS = ("auto", "small", "paper")
@@ -99,6 +102,7 @@ class BenchConfig:
     steps: int = 5
     warmup: int = 2
     strategies: tuple[str, ...] = ("auto",)
+    conv_impls: tuple[str, ...] = ("auto",)
     step_loop: str = "auto"
     fold_group: int = 1
     preset: str = "small"
@@ -192,7 +196,7 @@ class Measure(NamedTuple):
     """The timing functions of one model on one dataset (see make_measure)."""
 
     init: Callable  # init(folds) -> TrainState with a leading fold axis
-    run: Callable  # run(state, folds, *, batch, strategy, step_loop, fold_group=1) -> dict
+    run: Callable  # run(state, folds, *, batch, strategy, step_loop, fold_group=1, conv_impl)
     step_flops: Callable  # step_flops(state, one_fold, batch) -> float | None
 
 
@@ -204,26 +208,29 @@ def make_measure(model, tx, data: engine.Data, *, steps: int, warmup: int, aux_l
     (fold examples per second), compile_s, seconds and `train_step` (the compiled
     Python-loop step, None with lax.scan; for FLOP counts). A program of the same
     shape is compiled once: a loop over folds and the sequential run share theirs.
+    `conv_impl` ('xla' | 'gemm', `mer_jax.layers`) overrides the model's field of
+    that name; the parameters are the same either way.
     """
     fns_by_batch, programs = {}, {}
     epoch, step0 = jnp.int32(0), jnp.int32(0)
 
-    def fns_for(batch):
-        if batch not in fns_by_batch:
+    def fns_for(batch, conv_impl=None):
+        if (batch, conv_impl) not in fns_by_batch:
             schedule = engine.Schedule(
                 epochs=1, batch_size=batch, steps_per_epoch=steps, num_classes=1, balance=False
             )
-            fns_by_batch[batch] = engine.make_fold_fns(
-                model, tx, schedule, engine.Augment(), data.images.shape[1:], aux_loss
+            m = model if conv_impl is None else model.clone(conv_impl=conv_impl)
+            fns_by_batch[batch, conv_impl] = engine.make_fold_fns(
+                m, tx, schedule, engine.Augment(), data.images.shape[1:], aux_loss
             )
-        return fns_by_batch[batch]
+        return fns_by_batch[batch, conv_impl]
 
-    def compile_programs(state, unit, batch, strategy, step_loop, fold_group):
+    def compile_programs(state, unit, batch, strategy, step_loop, fold_group, conv_impl=None):
         """Compile as train_folds does; (programs, seconds)."""
-        key = (batch, strategy, step_loop, fold_group, unit.key.shape[0])
+        key = (batch, strategy, step_loop, fold_group, unit.key.shape[0], conv_impl)
         if key in programs:
             return programs[key]
-        fns = fns_for(batch)
+        fns = fns_for(batch, conv_impl)
         lift = partial(engine.lift_over_folds, strategy=strategy, fold_group=fold_group)
         start = time.perf_counter()
         if step_loop == "scan":
@@ -242,7 +249,7 @@ def make_measure(model, tx, data: engine.Data, *, steps: int, warmup: int, aux_l
         programs[key] = compiled, time.perf_counter() - start
         return programs[key]
 
-    def measure(state, folds, *, batch, strategy, step_loop, fold_group=1):
+    def measure(state, folds, *, batch, strategy, step_loop, fold_group=1, conv_impl=None):
         num_folds = folds.key.shape[0]
         # Copies: the programs donate their state (a one-fold slice may alias `state`).
         if strategy == "loop":
@@ -251,7 +258,7 @@ def make_measure(model, tx, data: engine.Data, *, steps: int, warmup: int, aux_l
         else:
             states, units = [_copy(state)], [folds]
         compiled, compile_s = compile_programs(
-            states[0], units[0], batch, strategy, step_loop, fold_group
+            states[0], units[0], batch, strategy, step_loop, fold_group, conv_impl
         )
 
         if step_loop == "scan":
@@ -323,9 +330,13 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
         raise ValueError(f"--warmup must be >= 0, got {cfg.warmup}")
     plans = []
     for strategy in cfg.strategies:
-        plan = _resolve(strategy, cfg.step_loop)
-        if plan not in plans:
-            plans.append(plan)
+        for conv_impl in cfg.conv_impls:
+            plan = (
+                *_resolve(strategy, cfg.step_loop),
+                engine.resolve_conv_impl(conv_impl, strategy),
+            )
+            if plan not in plans:
+                plans.append(plan)
     num_classes = module.DEFAULT_NUM_CLASSES
     model = models.build(cfg.model, num_classes, dtype=DTYPES[cfg.dtype], **cfg.model_kwargs)
     tx = engine.make_optimizer(
@@ -339,15 +350,17 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
     state = bench.init(folds)
 
     by_strategy = {}
-    for strategy, step_loop in plans:
-        say(f"fold_parallel: {strategy} folds + {step_loop} steps ...")
-        by_strategy[f"{strategy}+{step_loop}"] = bench.run(
+    for strategy, step_loop, conv_impl in plans:
+        name = f"{strategy}+{step_loop}" + ("+gemm" if conv_impl == "gemm" else "")
+        say(f"fold_parallel: {strategy} folds + {step_loop} steps, {conv_impl} convolutions ...")
+        by_strategy[name] = bench.run(
             state,
             folds,
             batch=cfg.batch,
             strategy=strategy,
             step_loop=step_loop,
             fold_group=cfg.fold_group,
+            conv_impl=conv_impl,
         )
     primary = next(iter(by_strategy))
     step_loop = plans[0][1]
@@ -402,6 +415,7 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
             "warmup": cfg.warmup,
             "strategy": primary.split("+")[0],
             "step_loop": step_loop,
+            "conv_impl": plans[0][2],
             "fold_group": cfg.fold_group,
             "preset": cfg.preset,
             "dataset_size": int(data.labels.shape[0]),
@@ -423,7 +437,11 @@ def format_result(r: dict) -> str:
     shape = "x".join(str(s) for s in c["input_shape"])
     strategy, step_loop, work = c["strategy"], c["step_loop"], c["folds"] * c["batch"]
     rows = [
-        ("fold_parallel", f"{c['folds']} folds x {c['batch']}, {strategy} + {step_loop} steps"),
+        (
+            "fold_parallel",
+            f"{c['folds']} folds x {c['batch']}, {strategy} + {step_loop}"
+            + (" + gemm" if c.get("conv_impl") == "gemm" else " steps"),
+        ),
         ("sequential", f"{c['folds']} x 1 fold x {c['batch']}, {step_loop} steps"),
         ("one_model", f"1 model x {work}, {step_loop} steps"),
     ]
@@ -545,6 +563,7 @@ def config_from_args(args, model: str | None = None) -> BenchConfig:
         steps=steps,
         warmup=args.warmup,
         strategies=tuple(args.strategy or ("auto",)),
+        conv_impls=tuple(args.conv_impl or ("auto",)),
         step_loop=args.step_loop,
         fold_group=args.fold_group,
         preset=preset,
@@ -580,6 +599,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="append",
         choices=engine.FOLD_STRATEGIES,
         help="fold strategy of the fold_parallel run, repeatable (default auto)",
+    )
+    p.add_argument(
+        "--conv-impl",
+        action="append",
+        choices=("auto", *layers.CONV_IMPLS),
+        help="convolutions of the fold_parallel run: xla, gemm (patches x batched GEMM), "
+        "auto (gemm for vmapped folds on GPU/TPU); repeatable (default auto)",
     )
     p.add_argument("--step-loop", choices=engine.STEP_LOOPS, default="auto")
     p.add_argument("--fold-group", type=int, default=1, help="folds per lax.map group ('map')")

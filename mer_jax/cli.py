@@ -12,7 +12,7 @@ import os
 import pathlib
 import sys
 
-from mer_jax import bench, describe, magnifier_train
+from mer_jax import bench, bench_preprocess, describe, magnifier_train
 
 
 def _enable_compilation_cache(path: str | None) -> None:
@@ -107,7 +107,12 @@ def cmd_data_build(args) -> int:
     import data_builders
 
     data_builders.import_builder(args.name)
-    builder = tfds.builder(args.name, data_dir=args.data_dir)
+    if args.magnifier_checkpoint:  # an AMAN view config, with the learned magnifier
+        from data_builders import views
+
+        builder = views.builder_with_magnifier(args.name, args.magnifier_checkpoint, args.data_dir)
+    else:
+        builder = tfds.builder(args.name, data_dir=args.data_dir)
     if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) and not args.manual_dir:
         print(
             f"{args.name} needs --manual-dir:\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}",
@@ -117,7 +122,10 @@ def cmd_data_build(args) -> int:
     config = tfds.download.DownloadConfig(manual_dir=args.manual_dir) if args.manual_dir else None
     builder.download_and_prepare(file_format="array_record", download_config=config)
     splits = {k: v.num_examples for k, v in builder.info.splits.items()}
-    print(f"built {args.name} in {builder.data_dir}: {splits}")
+    name = args.name
+    if args.magnifier_checkpoint:
+        name = f"{builder.name}/{builder.builder_config.name}"
+    print(f"built {name} in {builder.data_dir}: {splits}")
     return 0
 
 
@@ -142,6 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_models)
     bench.add_parser(sub)
+    bench_preprocess.add_parser(sub)
     magnifier_train.add_parser(sub)
 
     data = sub.add_parser("data", help="dataset builders").add_subparsers(
@@ -158,6 +167,11 @@ def make_parser() -> argparse.ArgumentParser:
         help="TFDS data dir (default TFDS_DATA_DIR or ~/tensorflow_datasets)",
     )
     p.add_argument("--manual-dir", default=None, help="your copy of the dataset, official layout")
+    p.add_argument(
+        "--magnifier-checkpoint",
+        default=None,
+        help="AMAN views (aman_*): a learned-magnifier .npz instead of Eulerian magnification",
+    )
     p.set_defaults(fn=cmd_data_build)
     describe.add_parser(data)
     return parser

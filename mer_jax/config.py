@@ -126,6 +126,10 @@ def base() -> ml_collections.ConfigDict:
             "fold_strategy": "auto",  # auto | vmap | map | loop (engine.resolve_strategy)
             "step_loop": "auto",  # auto | scan | python
             "fold_group": 1,  # folds per lax.map group with fold_strategy='map'
+            # How convolutions compute (same results): auto | xla | gemm. 'auto' is
+            # 'gemm' (patches x batched GEMM, mer_jax.layers) where per-fold weights are
+            # vmapped on GPU/TPU, else 'xla' (engine.resolve_conv_impl).
+            "conv_impl": "auto",
             # Models with a frozen trunk (AMAN): run it once per clip, train the head on
             # the cached features (identical for every fold; no pixel augmentation then).
             "cache_frozen_trunk": True,
@@ -156,6 +160,17 @@ def base() -> ml_collections.ConfigDict:
             "decay_every_epochs": 10,
             "decay_rate": 0.1,
             "patience": 20,  # epochs without improvement, schedule 'plateau'
+        }
+    )
+    # Report section (mer_jax/report.py).
+    c.report = ml_collections.ConfigDict(
+        {
+            # Attention maps of held-out examples (the model's `out` dict, final weights,
+            # float16) for attention_maps.npz / .png: examples kept per class, 0 = off.
+            # Memory grows with the kept examples only (engine.select_heldout).
+            "attention_maps": 2,
+            # Regex on the `out` leaf names to keep ('' = every leaf, features included).
+            "attention_keys": "attention|mask$|weights$|affinity$",
         }
     )
     return c

@@ -8,8 +8,17 @@ feature (synthetic corpora) or from a label scheme (`mer_jax.label_schemes`)
 applied to the stored emotions of the real datasets; clips a scheme excludes
 are counted in the log, never dropped silently.
 
-Model inputs are computed once per (dataset, representation settings) and
-cached as .npy files under `<data_dir>/mer_jax_inputs/`.
+Model inputs: a view config (`data_builders/views.py`, e.g.
+`casme2/cropped_flow_28`) stores each clip's input in its `input` feature; it
+is loaded as stored, nothing recomputed. The stored view is what the model
+reads: the `input` keys of the sweep config that describe a view
+(representation, image_size, channels, apex, flow_method, num_frames,
+factors, magnifier_checkpoint, evm) are not used for it, and each one whose
+value differs from the stored setting is named in a log line
+(`input.label_scheme` still applies). A frames config (e.g.
+`casme2/cropped_112`) is turned into inputs by `mer_jax.preprocess` as the
+`input` keys say, once per (dataset, settings), cached as .npy files under
+`<data_dir>/mer_jax_inputs/`. Both kinds pool with '+'.
 """
 
 import hashlib
@@ -134,6 +143,49 @@ def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> 
     return out
 
 
+def stored_view(builder) -> dict | None:
+    """The view settings of a view config (`info.metadata['view']`), None for a frames config."""
+    if "input" not in builder.info.features:
+        return None
+    metadata = builder.info.metadata
+    view = metadata.get("view") if metadata is not None else None
+    if not view or "input" not in view:
+        raise ValueError(
+            f"dataset {builder.info.full_name} stores an `input` feature but no view settings in "
+            f"its dataset info ({builder.data_dir}/metadata.json): rebuild it"
+        )
+    return view
+
+
+def _plain(value):
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def ignored_keys(view: Mapping, spec: Mapping) -> list[str]:
+    """'input.KEY=VALUE (stored S)' for each key of `spec` that the stored view's
+    representation reads (`preprocess.READS`) and that differs from the stored setting."""
+    stored = view["input"]
+    keys = ("representation", *preprocess.READS[stored["representation"]])
+    out = []
+    for key in keys:
+        if key in spec and _plain(spec[key]) != _plain(stored[key]):
+            out.append(f"input.{key}={_plain(spec[key])!r} (stored {stored[key]!r})")
+    return out
+
+
+def _stored_inputs(builder, source, name: str, progress: bool) -> np.ndarray:
+    feature = builder.info.features["input"]
+    out = np.empty((len(source), *feature.shape), feature.np_dtype)
+    desc = f"{name}: stored inputs"
+    for i in tqdm(range(len(source)), desc=desc, unit="clip", disable=not progress):
+        out[i] = source[i]["input"]
+    return out
+
+
 def _load_one(name, data_dir, split, spec, log, progress, default_scheme=""):
     builder = prepare_builder(name, data_dir, log=log)
     source = tfds.data_source(name, data_dir=data_dir or None, split=split)
@@ -156,7 +208,20 @@ def _load_one(name, data_dir, split, spec, log, progress, default_scheme=""):
     meta["subject"], meta["source"], meta["clip"] = text("subject"), text("source"), text("clip")
     meta["label"] = text(field) if scheme else [int(v) for v in columns["label"]]
     meta["dataset"] = text("dataset") if "dataset" in columns else meta["source"]
-    images = _inputs(builder, source, split, spec, log, progress)
+    view = stored_view(builder)
+    if view is None:
+        images = _inputs(builder, source, split, spec, log, progress)
+    else:
+        ignored = ignored_keys(view, spec)
+        log(
+            f"{name}: model inputs stored in the dataset ({view['description']}); "
+            + (
+                f"the stored view is used, config keys ignored: {', '.join(ignored)}"
+                if ignored
+                else "the config's input keys agree with it"
+            )
+        )
+        images = _stored_inputs(builder, source, name, progress)
     if scheme is None:
         labels = np.asarray(meta["label"], np.int32)
         class_names = tuple(features["label"].names)

@@ -17,6 +17,11 @@ fold holds out; a non-zero count raises LeakageError after the call.
 No model selection: held-out predictions after each call are recorded for
 learning curves only; the reported ones are those of the final epoch.
 
+Auxiliary outputs (the models' attention maps, for reports): with
+`maps_per_class` > 0, `train_folds` also returns the `out` dict of the final
+weights for a few held-out examples per class (`select_heldout`), laid out
+like the held-out logits (fold, test position) so they pool the same way.
+
 Devices and memory (train_folds): the fold axis is split over every visible
 device (and host, after jax.distributed.initialize) by shard_map, padded to
 a multiple of the device count; folds that do not fit a device at once run
@@ -39,6 +44,7 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from mer_jax.layers import CONV_IMPLS
 from mer_jax.protocols import FoldTable, LeakageError, check_no_leakage
 
 FOLD_STRATEGIES = ("auto", "vmap", "map", "loop")
@@ -431,7 +437,12 @@ def make_fold_fns(
         state, (losses, leaked) = lax.scan(body, state, epochs)
         return state, losses, leaked.sum(), evaluate(state, fold, data)
 
-    return FoldFns(init, epoch_batches, train_step, evaluate, run)
+    def heldout_out(state, fold, pos, data):
+        """The model's `out` dict for held-out test positions `pos` (J,): centre crops, eval mode."""
+        x = augment_batch(jax.random.key(0), data.images[fold.test_idx[pos]], aug, train=False)
+        return apply(state.params, state.model_state, x, False)[1]
+
+    return FoldFns(init, epoch_batches, train_step, evaluate, run, heldout_out)
 
 
 class FoldFns(NamedTuple):
@@ -443,6 +454,8 @@ class FoldFns(NamedTuple):
     evaluate(state, fold, data) -> (T, K) held-out logits
     run(state, fold, data, first_epoch) -> (state, losses (E,), leaked, logits (T, K)):
         `epochs_per_call` epochs with the steps in lax.scan, then `evaluate`.
+    heldout_out(state, fold, pos, data) -> the model's `out` dict for test positions
+        `pos` (J,) of the fold (attention maps for reports), evaluated like `evaluate`.
     """
 
     init: Callable
@@ -450,6 +463,7 @@ class FoldFns(NamedTuple):
     train_step: Callable
     evaluate: Callable
     run: Callable
+    heldout_out: Callable
 
 
 def resolve_strategy(strategy: str, step_loop: str) -> tuple[str, str]:
@@ -481,6 +495,26 @@ def resolve_strategy(strategy: str, step_loop: str) -> tuple[str, str]:
             "config keys 'train.fold_strategy' = 'map' needs 'train.step_loop' = 'scan'"
         )
     return strategy, step_loop
+
+
+def resolve_conv_impl(conv_impl: str, strategy: str) -> str:
+    """How the model's convolutions compute: 'xla' or 'gemm' (`mer_jax.layers`).
+
+    'auto' is 'gemm' where the fold strategy vmaps per-fold weights ('vmap',
+    'map') on GPU/TPU: there a vmapped `lax.conv_general_dilated` becomes a
+    grouped convolution, slow in cuDNN (jax#13800), and patches x batched GEMM
+    is faster (docs/benchmarks.md). Elsewhere 'xla'. Both give the same results
+    to float rounding (tests/test_layers.py).
+    """
+    if conv_impl not in ("auto", *CONV_IMPLS):
+        raise ValueError(
+            f"config key 'train.conv_impl': {conv_impl!r} not in {('auto', *CONV_IMPLS)}"
+        )
+    if conv_impl != "auto":
+        return conv_impl
+    strategy, _ = resolve_strategy(strategy, "auto" if strategy != "map" else "scan")
+    vmapped = strategy in ("vmap", "map")
+    return "gemm" if vmapped and jax.default_backend() != "cpu" else "xla"
 
 
 def lift_over_folds(fn: Callable, strategy: str, batched: int, fold_group: int = 1) -> Callable:
@@ -727,6 +761,12 @@ class FoldsOutput:
     fold_groups: tuple[int, ...] = ()
     fold_sharding: Any = None
     layout: str = ""
+    # Held-out auxiliary outputs of the final weights (maps_per_class > 0, else None):
+    # maps[name][f, j] is the `out` leaf `name` of fold f's test position maps_pos[f, j]
+    # (sample test_idx[f, maps_pos[f, j]]) where maps_valid[f, j]; see select_heldout.
+    maps: dict[str, np.ndarray] | None = None  # name -> (F, J, ...)
+    maps_pos: np.ndarray | None = None  # (F, J) int
+    maps_valid: np.ndarray | None = None  # (F, J) bool
 
 
 def make_folds_arrays(
@@ -747,6 +787,53 @@ def make_folds_arrays(
         jnp.asarray(test_idx),
         jnp.asarray(test_valid),
     )
+
+
+def select_heldout(test_idx, test_valid, labels, per_class: int):
+    """Held-out entries whose auxiliary outputs a report keeps: (pos (F, J), valid (F, J)).
+
+    Entries are (fold, test position) pairs in fold-major order, the order of the
+    pooled predictions (a sample tested by several folds is several entries). For
+    each class, `per_class` of its entries (all if fewer) evenly spaced over that
+    order, so they come from different folds (subjects), at an offset that differs
+    by class (class c of C present: entries floor((i + (c + 1/2) / C) L / n), i < n,
+    of its L), so classes do not all come from the same folds. Row f lists fold f's kept
+    test positions, padded with position 0, `valid` False; J >= 1 is the most any
+    fold keeps. Depends on labels and the fold table only, never on predictions.
+    """
+    test_idx, test_valid = np.asarray(test_idx), np.asarray(test_valid, bool)
+    fold, position = np.nonzero(test_valid)
+    classes = np.asarray(labels)[test_idx[fold, position]]
+    keep, present = [], np.unique(classes)
+    for rank, c in enumerate(present):
+        mine = np.flatnonzero(classes == c)
+        n = min(int(per_class), len(mine))
+        offset = (rank + 0.5) / len(present)
+        keep += mine[((np.arange(n) + offset) * len(mine) / n).astype(int)].tolist()
+    keep = np.unique(np.asarray(keep, int))
+    counts = np.bincount(fold[keep], minlength=test_idx.shape[0])
+    pos = np.zeros((test_idx.shape[0], max(1, int(counts.max(initial=0)))), np.int32)
+    valid = np.zeros(pos.shape, bool)
+    for f in range(test_idx.shape[0]):
+        mine = position[keep[fold[keep] == f]]
+        pos[f, : len(mine)], valid[f, : len(mine)] = mine, True
+    return pos, valid
+
+
+def _out_leaves(out, keys: str, rows: int, dtype) -> dict:
+    """`out` flattened to {'a/b': leaf}: leaves named by regex `keys` ('' = all) with a leading
+    example axis of `rows`; floating leaves cast to `dtype`."""
+    leaves = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(out):
+        name = "/".join(_path_names(path))
+        if keys and not re.search(keys, name):
+            continue
+        if leaf.ndim < 1 or leaf.shape[0] != rows:
+            continue
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            leaf = leaf.astype(dtype)
+        leaves[name] = leaf
+    return leaves
 
 
 def _slice(tree, start: int, stop: int):
@@ -771,6 +858,9 @@ def train_folds(
     devices=None,
     folds_per_call: int = 0,
     log: Callable[[str], None] | None = None,
+    maps_per_class: int = 0,
+    maps_keys: str = "",
+    maps_dtype=jnp.float16,
 ) -> FoldsOutput:
     """Train every fold of `folds` for `schedule.epochs` epochs and predict its held-out samples.
 
@@ -800,6 +890,13 @@ def train_folds(
     reports no memory (CPU) runs all folds at once. Every group gets the same
     results as one call would (keys depend on the fold id only). The decision
     goes to `log(message)` and `FoldsOutput.layout`.
+
+    Auxiliary outputs: `maps_per_class` > 0 also returns, after the final epoch,
+    the model's `out` leaves whose '/'-joined names match the regex `maps_keys`
+    ('' = all; leaves without a leading example axis are dropped), floating ones
+    cast to `maps_dtype`, for the held-out entries `select_heldout` keeps
+    (`FoldsOutput.maps`). One more small program per call layout, lifted,
+    sharded and padded like the others; memory is bounded by the kept entries.
     """
     strategy, step_loop = resolve_strategy(strategy, step_loop)
     if schedule.epochs % schedule.epochs_per_call:
@@ -816,6 +913,17 @@ def train_folds(
         model, tx, schedule, aug, data.images.shape[1:], aux_loss, initial_variables
     )
     num_folds = folds.train_mask.shape[0]
+    maps_fn = maps_pos = maps_valid = None
+    if maps_per_class > 0:
+        maps_pos, maps_valid = select_heldout(
+            folds.test_idx, folds.test_valid, _to_host(data.labels), maps_per_class
+        )
+        rows = maps_pos.shape[1]
+
+        def maps_fn(state, fold, pos, data):
+            out = fns.heldout_out(state, fold, pos, data)
+            return _out_leaves(out, maps_keys, rows, maps_dtype)
+
     lift = partial(lift_over_folds, strategy=strategy, fold_group=fold_group)
     mesh = None if strategy == "loop" else fold_mesh(devices)
     num_devices = 1 if mesh is None else mesh.size
@@ -832,18 +940,25 @@ def train_folds(
         state, unit = _abstract(one_state, size), _abstract(one_fold, size)
         if step_loop == "scan":
             run = _compile(lift(fns.run, batched=2), mesh, 2, True, (state, unit, data, scalar))
-            return {"run": run}
-        example_idx = jax.ShapeDtypeStruct((size, schedule.batch_size), jnp.int32)
-        step_args = (state, unit, example_idx, data, scalar, scalar)
-        return {
-            "batches": _compile(
-                lift(fns.epoch_batches, batched=1), mesh, 1, False, (unit, data, scalar)
-            ),
-            "train_step": _compile(lift(fns.train_step, batched=3), mesh, 3, True, step_args),
-            "evaluate": _compile(
-                lift(fns.evaluate, batched=2), mesh, 2, False, (state, unit, data)
-            ),
-        }
+            programs = {"run": run}
+        else:
+            example_idx = jax.ShapeDtypeStruct((size, schedule.batch_size), jnp.int32)
+            step_args = (state, unit, example_idx, data, scalar, scalar)
+            programs = {
+                "batches": _compile(
+                    lift(fns.epoch_batches, batched=1), mesh, 1, False, (unit, data, scalar)
+                ),
+                "train_step": _compile(lift(fns.train_step, batched=3), mesh, 3, True, step_args),
+                "evaluate": _compile(
+                    lift(fns.evaluate, batched=2), mesh, 2, False, (state, unit, data)
+                ),
+            }
+        if maps_fn is not None:
+            pos = jax.ShapeDtypeStruct((size, maps_pos.shape[1]), jnp.int32)
+            programs["maps"] = _compile(
+                lift(maps_fn, batched=3), mesh, 3, False, (state, unit, pos, data)
+            )
+        return programs
 
     # Folds per call: 1 ('loop'), else all (padded to the device count), forced, or the memory rule.
     start = time.perf_counter()
@@ -921,6 +1036,12 @@ def train_folds(
         step_slice = jax.jit(lambda idx, s: idx[:, s], out_shardings=fold_sharding)
         units = [jax.tree_util.tree_map(lambda x: _put(x, fold_sharding), u) for u in units]
     states = [init(u.key) for u in units]
+    if maps_fn is not None:  # kept test positions per unit, padding folds' rows never valid
+        padded = np.zeros((size * calls, maps_pos.shape[1]), np.int32)
+        padded[:num_folds] = maps_pos
+        maps_units = [padded[u * size : (u + 1) * size] for u in range(calls)]
+        put = jnp.asarray if mesh is None else (lambda x: _put(x, fold_sharding))
+        maps_units = [put(x) for x in maps_units]
 
     def epochs_python(u, first_epoch):
         batches, train_step = programs["batches"], programs["train_step"]
@@ -969,6 +1090,14 @@ def train_folds(
             progress(first_epoch + schedule.epochs_per_call, loss[:, -1])
     train_s = time.perf_counter() - start
 
+    maps = None
+    if maps_fn is not None:  # the final weights' maps, to the host like the logits
+        parts = [programs["maps"](states[u], units[u], maps_units[u], data) for u in range(calls)]
+        maps = {
+            name: np.concatenate([_to_host(part[name]) for part in parts])[:num_folds]
+            for name in parts[0]
+        }
+
     trained_sharding = None
     if mesh is not None:
         trained_sharding = jax.tree_util.tree_leaves(states[0])[0].sharding
@@ -996,6 +1125,9 @@ def train_folds(
         fold_groups=(size,) * calls,
         fold_sharding=trained_sharding,
         layout=layout,
+        maps=maps,
+        maps_pos=maps_pos,
+        maps_valid=maps_valid,
     )
 
 

@@ -175,6 +175,15 @@ def aman_stack_input(clip: Clip, spec: Mapping) -> np.ndarray:
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
+# The `spec` keys each representation reads (mer_jax.data compares them with a stored view).
+READS = {
+    "apex": ("image_size", "channels", "apex"),
+    "evm_apex": ("image_size", "apex", "evm"),
+    "flow": ("image_size", "channels", "apex", "flow_method"),
+    "aman_stack": ("image_size", "num_frames", "factors", "magnifier_checkpoint"),
+    "flow_sequence": ("image_size", "num_frames", "flow_method"),
+}
+
 REPRESENTATIONS = {
     "apex": apex_input,
     "evm_apex": evm_apex_input,

@@ -1,11 +1,13 @@
-"""Writes a sweep's results into its work directory: JSON, Markdown summary, confusion matrices.
+"""Writes a sweep's results into its work directory: JSON, Markdown summary, plots.
 
 The ``results`` dict is filled by the engine / CLI; its keys are ``model``,
 ``dataset``, ``protocol``, ``num_folds``, ``class_names``, ``seed``,
 ``metrics`` (pooled over all folds, see ``mer_jax.metrics``),
 ``metrics_by_source``, ``folds``, ``timing``, ``device``, ``history``
-(optional), ``config`` and ``versions``. Every writer tolerates missing keys
-and NaN values ('n/a' in the Markdown, ``null`` in the JSON).
+(optional), ``attention_maps`` (optional: which held-out attention maps
+attention_maps.npz holds), ``config`` and ``versions``. Every writer
+tolerates missing keys and NaN values ('n/a' in the Markdown, ``null`` in
+the JSON).
 """
 
 from __future__ import annotations
@@ -196,6 +198,8 @@ def summary_markdown(results: Mapping) -> str:
             *_table(["Class", "Support", "Precision", "Recall", "F1"], rows),
         ]
 
+    lines += _attention_markdown(results.get("attention_maps") or {})
+
     folds = _as_list(results.get("folds"))
     if folds:
         rows = [
@@ -253,6 +257,39 @@ def summary_markdown(results: Mapping) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _attention_markdown(record: Mapping) -> list[str]:
+    """The summary's attention-map section: the figure, and how each saved map is drawn."""
+    maps = record.get("maps") or {}
+    if not record:
+        return []
+    lines = ["", "## Attention maps (held-out examples, final weights)", ""]
+    if record.get("figure"):
+        lines += [f"![attention maps]({record['figure']})", ""]
+    if record.get("figure_error"):
+        lines += [f"The figure could not be drawn: {record['figure_error']}", ""]
+    lines.append(
+        f"{_format_cell(record.get('num_examples'))} held-out examples (up to "
+        f"{_format_cell(record.get('per_class'))} per class, each from the fold that holds "
+        f"it out) in `{record.get('file', MISSING)}`."
+    )
+    rows, skipped = [], []
+    for name, info in maps.items():
+        shape = tuple(_as_list((info or {}).get("shape")))
+        kind = map_kind(shape)
+        rows.append([_format_cell(name), " x ".join(map(str, shape)) or "scalar", DRAWN_AS[kind]])
+        if kind == "skip":
+            skipped.append(name)
+    if rows:
+        lines += ["", *_table(["Map", "Shape per example", "Drawn as"], rows)]
+    if skipped:
+        lines += [
+            "",
+            f"**Not drawn:** {', '.join(skipped)} (rank 0 or above 4 per example: no picture "
+            "for it here; the values are in the .npz).",
+        ]
+    return lines
+
+
 def write_summary_markdown(results: dict, path) -> None:
     """Writes ``summary_markdown(results)`` to ``path``."""
     pathlib.Path(path).write_text(summary_markdown(results), encoding="utf-8")
@@ -306,23 +343,215 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], path, *, title: str = 
 
 
 # ---------------------------------------------------------------------------
+# Attention maps of held-out examples.
+# ---------------------------------------------------------------------------
+DRAWN_AS = {
+    "bars": "bars (one per entry)",
+    "matrix": "heat map",
+    "spatial": "overlay on the input (channel mean)",
+    "spatial_frames": "overlay on the input (middle frame, channel mean)",
+    "skip": "not drawn",
+}
+
+
+def map_kind(shape) -> str:
+    """How a map of per-example `shape` is drawn (generic over the models' `out` dicts).
+
+    Rank 1, 'bars': weights over channels, magnification factors or frames (seed 001
+    channel attention, seed 003 alpha / beta, seed 004 temporal weights). Rank 2,
+    'matrix': a heat map (seed 002's K x D proposal attention, seed 003's frames x
+    factors, seed 004's t x t affinity). Rank 3 (h, w, c), 'spatial': the channel
+    mean over the input (seed 000 masks, seed 001 spatial attention). Rank 4
+    (t, h, w, c), 'spatial_frames': the same for the middle frame (seed 004's
+    masks). Anything else (or an empty axis), 'skip'.
+    """
+    shape = tuple(int(n) for n in shape)
+    if not shape or 0 in shape or len(shape) > 4:
+        return "skip"
+    return {1: "bars", 2: "matrix", 3: "spatial", 4: "spatial_frames"}[len(shape)]
+
+
+def spatial_map(value) -> np.ndarray:
+    """(h, w) of a rank-3 (h, w, c) map (channel mean) or rank-4 (t, h, w, c) (middle frame)."""
+    value = np.asarray(value, np.float32)
+    if value.ndim == 4:
+        value = value[value.shape[0] // 2]
+    return value.mean(axis=-1)
+
+
+def display_input(x, *, flow: bool = False) -> np.ndarray:
+    """One model input (..., H, W, C) as a picture: (H, W) grey or (H, W, 3) RGB in [0, 1].
+
+    Leading axes (frames, magnification factors) give their middle entry; optical
+    flow (u, v[, strain]) its magnitude; one channel grey; three channels RGB
+    (rescaled to [0, 1] if outside); other channel counts their mean.
+    """
+    x = np.asarray(x, np.float32)
+    while x.ndim > 3:
+        x = x[x.shape[0] // 2]
+    if x.ndim == 2:
+        x = x[..., None]
+    if flow and x.shape[-1] >= 2:
+        return np.hypot(x[..., 0], x[..., 1])
+    if x.shape[-1] == 3:
+        low, high = float(x.min()), float(x.max())
+        if low < 0.0 or high > 1.0:
+            return (x - low) / (high - low) if high > low else np.zeros_like(x)
+        return x
+    return x.mean(axis=-1)
+
+
+def _example_rows(labels, per_class: int) -> list[int]:
+    """Up to `per_class` examples of each class, in class order then saved order."""
+    labels = np.asarray(labels)
+    return [int(i) for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
+
+
+def plot_attention_maps(
+    maps: Mapping[str, np.ndarray],
+    path,
+    *,
+    inputs=None,
+    labels=None,
+    predictions=None,
+    class_names: Sequence[str] = (),
+    captions: Sequence[str] | None = None,
+    per_class: int = 2,
+) -> list[str]:
+    """Saves a PNG: one row per held-out example (up to `per_class` per true class), its
+    input, then each map (`map_kind`): spatial maps resized over the input, matrices as
+    heat maps, 1-D weights as bars, one colour / value range per map over the rows drawn
+    (in its column title). `maps[name]` is (M, ...). Returns the names not drawn.
+    """
+    count = len(next(iter(maps.values()))) if maps else len(_as_list(inputs))
+    labels = np.zeros(count, int) if labels is None else np.asarray(labels)
+    rows = _example_rows(labels, per_class) if count else []
+    drawn = [name for name in maps if map_kind(np.shape(maps[name])[1:]) != "skip"]
+    skipped = [name for name in maps if name not in drawn]
+    columns = (["input"] if inputs is not None else []) + drawn
+    if not rows or not columns:
+        return skipped
+    figure = Figure(figsize=(2.2 * len(columns), 2.2 * len(rows)))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(rows), len(columns), squeeze=False)
+    ranges = {}
+    for name in drawn:
+        values = np.nan_to_num(np.asarray(maps[name])[rows].astype(np.float32))
+        ranges[name] = (float(values.min()), float(values.max()))
+
+    def name_of(c):
+        c = int(c)
+        return str(class_names[c]) if 0 <= c < len(class_names) else str(c)
+
+    for r, m in enumerate(rows):
+        picture = None if inputs is None else np.nan_to_num(np.asarray(inputs[m], np.float32))
+        height, width = (1, 1) if picture is None else picture.shape[:2]
+        extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+        for c, name in enumerate(columns):
+            axes_rc = axes[r, c]
+            if r == 0:
+                title = name
+                if name in ranges:
+                    if map_kind(np.shape(maps[name])[1:]) == "spatial_frames":
+                        title += f" (frame {np.shape(maps[name])[1] // 2})"
+                    title += "\n[{:.3g}, {:.3g}]".format(*ranges[name])
+                axes_rc.set_title(title, fontsize=8)
+            if name == "input" and c == 0:
+                axes_rc.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+                caption = captions[m] if captions is not None else f"#{m}"
+                predicted = "?" if predictions is None else name_of(predictions[m])
+                axes_rc.set_ylabel(
+                    f"{caption}\ntrue {name_of(labels[m])}, pred {predicted}", fontsize=7
+                )
+                axes_rc.set_xticks([])
+                axes_rc.set_yticks([])
+                continue
+            value = np.nan_to_num(np.asarray(maps[name][m], np.float32))
+            kind = map_kind(value.shape)
+            low, high = ranges[name]
+            if kind == "bars":
+                width = 0.8 if value.size <= 64 else 1.0
+                axes_rc.bar(np.arange(value.size), value, width=width, linewidth=0)
+                axes_rc.set_xlim(-0.5, value.size - 0.5)
+                axes_rc.set_ylim(min(low, 0.0), max(high, 0.0) or 1.0)
+                axes_rc.tick_params(labelsize=6)
+                continue
+            scale = {"vmin": low, "vmax": high, "cmap": "viridis" if kind == "matrix" else "jet"}
+            if kind == "matrix":
+                axes_rc.imshow(value, aspect="auto", interpolation="nearest", **scale)
+            elif picture is not None:
+                spatial = spatial_map(value)
+                axes_rc.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+                axes_rc.imshow(spatial, alpha=0.5, extent=extent, interpolation="bilinear", **scale)
+            else:
+                axes_rc.imshow(spatial_map(value), interpolation="bilinear", **scale)
+            axes_rc.set_xticks([])
+            axes_rc.set_yticks([])
+    figure.tight_layout()
+    figure.savefig(pathlib.Path(path), dpi=100, format="png")
+    return skipped
+
+
+# ---------------------------------------------------------------------------
 # Everything at once.
 # ---------------------------------------------------------------------------
+ATTENTION_META = ("index", "fold", "clip", "subject", "label", "prediction", "input")
 
 
 def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "source"
 
 
-def write_report(results: dict, workdir) -> dict[str, pathlib.Path]:
+def write_attention_maps(results: dict, arrays: Mapping[str, np.ndarray], workdir) -> dict:
+    """Saves ``arrays`` (maps by name plus ``ATTENTION_META``) as attention_maps.npz and draws
+    attention_maps.png; returns ``results['attention_maps']`` updated (figure error noted)."""
+    record = dict(results.get("attention_maps") or {})
+    record.setdefault("file", "attention_maps.npz")
+    record.setdefault("figure", "attention_maps.png")
+    np.savez(pathlib.Path(workdir) / record["file"], **arrays)
+    maps = {k: v for k, v in arrays.items() if k not in ATTENTION_META}
+    clips, subjects = arrays.get("clip"), arrays.get("subject")
+    captions = None
+    if clips is not None:
+        subjects = [""] * len(clips) if subjects is None else subjects
+        captions = [c if str(s) in str(c) else f"{s}: {c}" for c, s in zip(clips, subjects)]
+        captions = [str(c) for c in captions]
+        captions = [c if len(c) <= 32 else "..." + c[-29:] for c in captions]
+    try:
+        plot_attention_maps(
+            maps,
+            pathlib.Path(workdir) / record["figure"],
+            inputs=arrays.get("input"),
+            labels=arrays.get("label"),
+            predictions=arrays.get("prediction"),
+            class_names=_as_list(results.get("class_names")),
+            captions=captions,
+        )
+    except Exception as err:  # a figure must not lose a finished sweep's results
+        record["figure"] = None
+        record["figure_error"] = f"{type(err).__name__}: {err}"
+    return record
+
+
+def write_report(
+    results: dict, workdir, attention_maps: Mapping[str, np.ndarray] | None = None
+) -> dict[str, pathlib.Path]:
     """Writes results.json, summary.md and confusion_matrix.png into ``workdir``.
 
     Also confusion_matrix_<source>.png per source when ``metrics_by_source``
-    has more than one source. Returns the paths keyed by file stem.
+    has more than one source, and attention_maps.npz / .png when
+    ``attention_maps`` holds the held-out maps (``write_attention_maps``).
+    Returns the paths keyed by file stem.
     """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     paths = {"results": workdir / "results.json", "summary": workdir / "summary.md"}
+    if attention_maps is not None:
+        record = write_attention_maps(results, attention_maps, workdir)
+        results = {**results, "attention_maps": record}
+        paths["attention_maps"] = workdir / record["file"]
+        if record["figure"]:
+            paths["attention_maps_figure"] = workdir / record["figure"]
     write_results_json(results, paths["results"])
     write_summary_markdown(results, paths["summary"])
 

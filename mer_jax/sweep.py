@@ -4,6 +4,7 @@ The big_vision `train.py` of this project: `run(config, workdir)` does every
 phase in order; each phase is one call into its module.
 """
 
+import re
 import time
 from functools import partial
 
@@ -72,14 +73,26 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         raise ValueError(
             f"config key 'train.dtype': {config.train.dtype!r} not in {sorted(DTYPES)}"
         )
+    conv_impl = engine.resolve_conv_impl(config.train.conv_impl, config.train.fold_strategy)
     model = models.build(
-        config.model, num_classes, dtype=DTYPES[config.train.dtype], **config.model_kwargs
+        config.model,
+        num_classes,
+        dtype=DTYPES[config.train.dtype],
+        **{"conv_impl": conv_impl, **config.model_kwargs},
     )
     module = models.get_module(config.model)
     tx = engine.make_optimizer(
         config.optimizer, schedule.steps_per_epoch, frozen=getattr(module, "FROZEN", None)
     )
     aug = engine.Augment(**config.augment)
+    if config.report.attention_maps < 0:
+        raise ValueError(
+            f"config key 'report.attention_maps': {config.report.attention_maps} is not >= 0"
+        )
+    try:
+        re.compile(config.report.attention_keys)
+    except re.error as err:
+        raise ValueError(f"config key 'report.attention_keys': not a regex ({err})") from None
 
     initial = None
     if config.init.pretrained:
@@ -132,11 +145,17 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         initial_variables=initial,
         folds_per_call=config.train.folds_per_call,
         log=log,
+        maps_per_class=int(config.report.attention_maps),
+        maps_keys=config.report.attention_keys,
     )
     bars[0].close()
 
     # Predictions pooled over folds -> metrics.
     results = summarize(config, dataset, table, out)
+    maps, record = attention_maps(config, dataset, out, aug)
+    if record:
+        results["attention_maps"] = record
+    results["engine"]["conv_impl"] = getattr(model, "conv_impl", "xla")
     results["timing"] = {
         "compile_s": out.compile_s,
         "train_s": out.train_s,
@@ -144,7 +163,7 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         "total_s": time.perf_counter() - start,
     }
     if workdir is not None:
-        report.write_report(results, workdir)
+        report.write_report(results, workdir, attention_maps=maps)
     return results
 
 
@@ -185,6 +204,58 @@ def pooled_predictions(out: engine.FoldsOutput):
         fold.append(np.full(valid.sum(), f))
         pred.append(out.logits[f][valid].argmax(-1))
     return np.concatenate(index), np.concatenate(fold), np.concatenate(pred)
+
+
+def pooled_maps(out: engine.FoldsOutput):
+    """(sample index, fold, test position, {name: (M, ...)}) of the kept held-out maps.
+
+    Fold by fold, like `pooled_predictions`: entry m is fold[m]'s test position
+    pos[m], whose logits are `out.logits[fold[m], pos[m]]`.
+    """
+    fold, slot = np.nonzero(out.maps_valid)
+    pos = out.maps_pos[fold, slot]
+    maps = {name: value[fold, slot] for name, value in out.maps.items()}
+    return out.test_idx[fold, pos], fold, pos, maps
+
+
+def attention_maps(config, dataset: data.Dataset, out, aug: engine.Augment):
+    """(arrays for attention_maps.npz, results.json record) of the kept held-out maps.
+
+    (None, {}) when `report.attention_maps` is 0. Arrays: each map by name
+    (M, ...), and `index`, `fold`, `clip`, `subject`, `label`, `prediction`
+    (final epoch) and `input` (M, H, W[, 3]): the example as the model saw it
+    (centre crop) drawn as one picture (report.display_input). With a cached
+    frozen trunk the model read trunk features; `input` is the clip's view.
+    """
+    if out.maps is None:
+        return None, {}
+    index, fold, pos, maps = pooled_maps(out)
+    views = engine.augment_batch(
+        jax.random.key(0), jnp.asarray(dataset.images[index]), aug, train=False
+    )
+    flow = config.input.representation in ("flow", "flow_sequence")
+    arrays = {
+        **maps,
+        "index": index,
+        "fold": fold,
+        "clip": np.asarray(dataset.clips[index]).astype(str),
+        "subject": np.asarray(dataset.subjects[index]).astype(str),
+        "label": np.asarray(dataset.labels[index]),
+        "prediction": out.logits[fold, pos].argmax(-1),
+        "input": np.stack([report.display_input(v, flow=flow) for v in np.asarray(views)]),
+    }
+    record = {
+        "file": "attention_maps.npz",
+        "figure": "attention_maps.png",
+        "per_class": int(config.report.attention_maps),
+        "keys": config.report.attention_keys,
+        "num_examples": len(index),
+        "maps": {
+            name: {"shape": list(value.shape[1:]), "dtype": str(value.dtype)}
+            for name, value in maps.items()
+        },
+    }
+    return arrays, record
 
 
 def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) -> dict:

@@ -1,5 +1,7 @@
-"""Shared fixtures: a session-wide persistent XLA cache (identical programs compile once)."""
+"""Shared fixtures: a session-wide persistent XLA cache (identical programs compile once), a
+TFDS data dir, and a real face photograph."""
 
+import cv2
 import jax
 import pytest
 
@@ -17,3 +19,16 @@ def compilation_cache(tmp_path_factory):
 def tfds_dir(tmp_path_factory):
     """One TFDS data dir per test session (synthetic corpora build once)."""
     return str(tmp_path_factory.mktemp("tensorflow_datasets"))
+
+
+@pytest.fixture(scope="session")
+def grace_hopper():
+    """Grace Hopper's portrait (matplotlib's sample data), RGB 600x512: a real face."""
+    cbook = pytest.importorskip("matplotlib.cbook")
+    try:
+        path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    except (OSError, ValueError):
+        pytest.skip("matplotlib sample data grace_hopper.jpg not installed")
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape == (600, 512, 3)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -93,8 +93,14 @@ def test_reference_arithmetic():
 def test_json_micro_attention_figures_ratios_and_flops(capsys):
     # auto (CPU: a loop over folds) and vmap, both with the lax.scan step loop that
     # accelerators use; sequential shares the loop program, one_model runs batch F*B.
+    # Each strategy with XLA's convolutions ('auto' on CPU) and as patches x GEMM.
     r = _run_json(
-        [*TINY_MA, "--strategy", "auto", "--strategy", "vmap", "--step-loop", "scan"], capsys
+        [
+            *TINY_MA,
+            *("--strategy", "auto", "--strategy", "vmap", "--step-loop", "scan"),
+            *("--conv-impl", "auto", "--conv-impl", "gemm"),
+        ],
+        capsys,
     )
     for key in (
         "fold_parallel",
@@ -118,11 +124,17 @@ def test_json_micro_attention_figures_ratios_and_flops(capsys):
     assert r["ratios"]["fold_parallel/sequential"] == pytest.approx(
         r["fold_parallel"] / r["sequential"], rel=1e-12
     )
-    # Both requested strategies were timed; the first is the headline figure.
-    assert list(r["fold_parallel_by_strategy"]) == ["loop+scan", "vmap+scan"]
+    # Every requested strategy x convolution was timed; the first is the headline figure.
+    assert list(r["fold_parallel_by_strategy"]) == [
+        "loop+scan",
+        "loop+scan+gemm",
+        "vmap+scan",
+        "vmap+scan+gemm",
+    ]
+    assert all(v > 0 for v in r["fold_parallel_by_strategy"].values())
     assert r["fold_parallel"] == r["fold_parallel_by_strategy"]["loop+scan"]
     c = r["config"]
-    assert (c["strategy"], c["step_loop"]) == ("loop", "scan")
+    assert (c["strategy"], c["step_loop"], c["conv_impl"]) == ("loop", "scan", "xla")
     assert c["input_shape"] == [16, 16, 1] and c["input_dtype"] == "uint8"
     assert (c["folds"], c["batch"], c["steps"], c["warmup"]) == (2, 2, 2, 1)
     assert c["model_kwargs"]["width"] == 4 and c["model_kwargs"]["attention"] is True

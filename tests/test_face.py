@@ -12,15 +12,8 @@ HOPPER_FACE = (175, 125, 355, 335)
 
 
 @pytest.fixture(scope="module")
-def hopper():
-    cbook = pytest.importorskip("matplotlib.cbook")
-    try:
-        path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    except (OSError, ValueError):
-        pytest.skip("matplotlib sample data grace_hopper.jpg not installed")
-    image = cv2.imread(str(path))
-    assert image is not None and image.shape == (600, 512, 3)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def hopper(grace_hopper):
+    return grace_hopper
 
 
 def _iou(a, b):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common
+from data_builders import me_common, views
 
 # The sheet is found by its header when it is not named like this.
 SHEETS = ("CASME-coding-20140508.xlsx", "casme.xlsx")
@@ -45,7 +45,11 @@ class Builder(me_common.MEBuilder):
 
     pkg_dir_path = epath.Path(__file__).parent
     RELEASES = tuple(RELEASE_DIRS)
-    BUILDER_CONFIGS = me_common.release_configs(RELEASE_DIRS, SIZES)
+    BUILDER_CONFIGS = me_common.release_configs(RELEASE_DIRS, SIZES) + me_common.view_configs(
+        me_common.MEConfig(name="cropped", release="cropped", description="cropped release, "),
+        "cropped",
+        views.SEED_VIEWS,
+    )
     HOMEPAGE = "http://casme.psych.ac.cn/casme/e1"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     CASME (CASME I) is licensed by its authors (Institute of Psychology,

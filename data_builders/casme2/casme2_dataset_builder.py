@@ -12,7 +12,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common
+from data_builders import me_common, views
 
 SHEETS = ("CASME2-coding-20140508.xlsx", "CASME2-coding-updated.xlsx")
 OBJECTIVE_SHEET = "CASME2-ObjectiveClasses.xlsx"
@@ -61,7 +61,11 @@ class Builder(me_common.MEBuilder):
 
     pkg_dir_path = epath.Path(__file__).parent
     RELEASES = tuple(RELEASE_DIRS)
-    BUILDER_CONFIGS = me_common.release_configs(RELEASE_DIRS, SIZES)
+    BUILDER_CONFIGS = me_common.release_configs(RELEASE_DIRS, SIZES) + me_common.view_configs(
+        me_common.MEConfig(name="cropped", release="cropped", description="cropped release, "),
+        "cropped",
+        views.SEED_VIEWS,
+    )
     HOMEPAGE = "http://casme.psych.ac.cn/casme/e2"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     CASME II is licensed by its authors (Institute of Psychology, Chinese

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common
+from data_builders import me_common, views
 
 SHEETS = ("SAMM_Micro_FACS_Codes_v2.xlsx",)
 RELEASE_DIRS = {"raw": ("SAMM",)}
@@ -35,8 +35,32 @@ class Builder(me_common.MEBuilder):
 
     pkg_dir_path = epath.Path(__file__).parent
     RELEASES = tuple(RELEASE_DIRS)
-    BUILDER_CONFIGS = me_common.release_configs(
-        ("raw",), SIZES, named_release=False, note=" (grey replicated to RGB)"
+    # SAMM ships whole frames only (960x650, the face in the middle): 'raw_face_*' crop
+    # them to the face first, as the seeds do; 'raw_*' keep the whole frame.
+    BUILDER_CONFIGS = (
+        me_common.release_configs(
+            ("raw",), SIZES, named_release=False, note=" (grey replicated to RGB)"
+        )
+        + me_common.release_configs(
+            ("raw",), SIZES, named_release=False, note=" (grey replicated to RGB)", face_crop=True
+        )
+        + me_common.view_configs(
+            me_common.MEConfig(name="raw", release="raw"),
+            "raw",
+            views.SEED_VIEWS,
+            note=" (grey replicated to RGB)",
+        )
+        + me_common.view_configs(
+            me_common.MEConfig(
+                name="raw_face",
+                release="raw",
+                face_crop=True,
+                description="face cropped (Haar box of the onset frame), ",
+            ),
+            "raw_face",
+            views.SEED_VIEWS,
+            note=" (grey replicated to RGB)",
+        )
     )
     HOMEPAGE = "http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """

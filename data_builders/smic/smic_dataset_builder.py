@@ -8,6 +8,12 @@ frame numbers); SMIC has no apex annotation, so apex = apex_frame = -1 (choose
 an apex downstream: mid-clip, interframe difference, ...). Subjects are
 `smic/s1` (HS), `smic_vis/s1`, `smic_nir/s1`: whether VIS/NIR s1 is HS s1 is
 not recorded here, so do not pool cameras in one LOSO.
+
+View configs (`data_builders/views.py`), of the cropped release: the five seed
+views of HS (`hs_cropped_apex_224`, ..., `hs_cropped_flowseq_20x192`) and the
+flow view of VIS and NIR (`vis_cropped_flow_28`, `nir_cropped_flow_28`: seed
+002's cross-database tasks); apexes by the seeds' rules for SMIC: mid-clip for
+the apex views, interframe difference for the flow view.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common
+from data_builders import me_common, views
 
 RELEASE_DIRS = {"raw": ("SMIC_all_raw",), "cropped": ("SMIC_all_cropped",)}
 CAMERAS = {"hs": "HS", "vis": "VIS", "nir": "NIR"}
@@ -49,6 +55,16 @@ def _configs():
                         image_size=size,
                     )
                 )
+    for camera in CAMERAS:
+        base = SMICConfig(
+            name=f"{camera}_cropped",
+            description=f"SMIC-{CAMERAS[camera]}, cropped release, ",
+            release="cropped",
+            camera=camera,
+        )
+        seed_views = views.SEED_VIEWS if camera == "hs" else (views.flow_view(28),)
+        seed_views = [views.without_apex_annotation(v) for v in seed_views]
+        out += me_common.view_configs(base, base.name, seed_views)
     return out
 
 
@@ -65,6 +81,7 @@ class Builder(me_common.MEBuilder):
 
     pkg_dir_path = epath.Path(__file__).parent
     RELEASES = tuple(RELEASE_DIRS)
+    HAS_APEX = False
     BUILDER_CONFIGS = _configs()
     HOMEPAGE = "http://www.cse.oulu.fi/SMICDatabase"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """

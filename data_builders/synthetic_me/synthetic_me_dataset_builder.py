@@ -3,6 +3,16 @@
 Faces, action-unit deformations and cameras come from `faces.py`; this file
 only fixes the corpus shapes (configs) and writes the examples. Build with
 `file_format='array_record'` (no TensorFlow needed).
+
+View configs `<corpus>_<view>` (`data_builders/views.py`) render the same clips
+and store one model input per clip in `input` instead of `frames`: the five
+seed views of `casme2`, the views the experiments' `:quick` variants read
+(`casme2_apex_56`, `casme2_evm_apex_32`, `casme2_aman_5x3_32`,
+`casme2_flowseq_8x32_dis`; `flow_28` is shared), seed 000's 240 px apex
+(resized to 240 and randomly cropped to 224 by the sweep, as the authors'
+Caffe net) of `casme2` and `casme2_subtle`, and the composite views of
+`megc2019` (seeds 001 and 002 run CDE on it). Views are computed from the
+frames as rendered (at the corpus size), apex = the generator's apex.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from data_builders import views
 from data_builders.synthetic_me import faces
 
 Source = faces.Source
@@ -22,7 +33,9 @@ Source = faces.Source
 class SyntheticMEConfig(tfds.core.BuilderConfig, faces.CorpusSpec):
     """A corpus shape. Every generator knob is a field, from `faces.CorpusSpec`:
     class_names, sources, image_size, amplitude_px, subject_gain, clip_gain,
-    head_motion_px, seed."""
+    head_motion_px, seed. With a `view`, that model input is stored instead of frames."""
+
+    view: views.View | None = None
 
 
 # Cameras: CASME II clean colour; SMIC lower resolution, noisier, warmer and
@@ -83,6 +96,27 @@ _TINY = SyntheticMEConfig(
 )
 
 
+def _views(corpus: SyntheticMEConfig, view_list) -> list[SyntheticMEConfig]:
+    return [
+        dataclasses.replace(
+            corpus,
+            name=f"{corpus.name}_{view.name}",
+            description=f"{view.describe()}; of the {corpus.name} corpus: {corpus.description}",
+            view=view,
+        )
+        for view in view_list
+    ]
+
+
+_QUICK_VIEWS = (
+    views.apex_view(56),  # experiments/quickstart.py
+    views.evm_apex_view(32),  # dense_mixed_attention_synthetic.py:quick
+    views.aman_view(5, (1.0, 4.0, 8.0), size=32),  # aman_synthetic.py:quick
+    views.flowseq_view(8, 32, flow_method="dis"),  # stanet_synthetic.py:quick
+)
+_APEX_240 = views.apex_view(240)  # micro_attention_synthetic.py (crops of 224)
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Procedural micro-expression clips; one `train` split (LOSO makes the folds)."""
 
@@ -97,16 +131,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         _MEGC2019,
         _subtle(_MEGC2019),
         _TINY,
+        *_views(_CASME2, (*views.SEED_VIEWS, _APEX_240, *_QUICK_VIEWS)),
+        *_views(_subtle(_CASME2), (_APEX_240,)),
+        *_views(_MEGC2019, (views.evm_apex_view(112), views.flow_view(28))),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
-        size = self.builder_config.image_size
+        config = self.builder_config
+        size, view = config.image_size, config.view
+        pixels = {
+            "frames": tfds.features.Tensor(
+                shape=(None, size, size, 3), dtype=np.uint8, encoding="zlib"
+            )
+        }
+        metadata = None
+        if view is not None:
+            view.check(f"synthetic_me config {config.name!r}")
+            metadata = views.metadata_dict(view, {"corpus_size": size, "rendered": True})
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(
                 {
-                    "frames": tfds.features.Tensor(
-                        shape=(None, size, size, 3), dtype=np.uint8, encoding="zlib"
-                    ),
+                    **(pixels if view is None else {"input": view.feature()}),
                     "label": tfds.features.ClassLabel(names=self.builder_config.class_names),
                     "emotion": tfds.features.Text(),
                     "action_units": tfds.features.Text(),
@@ -119,6 +164,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 }
             ),
             disable_shuffling=True,
+            metadata=metadata,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -128,10 +174,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self):
         config = self.builder_config
         for clip in faces.plan_corpus(config).clips:
+            frames = faces.render_clip(config, clip)
+            if config.view is None:
+                pixels = {"frames": frames}
+            else:
+                pixels = {
+                    "input": config.view.compute(
+                        frames, clip.onset, clip.apex, clip.offset, clip.id
+                    )
+                }
             yield (
                 clip.index,
                 {
-                    "frames": faces.render_clip(config, clip),
+                    **pixels,
                     "label": clip.label,
                     "emotion": clip.emotion,
                     "action_units": clip.action_units,

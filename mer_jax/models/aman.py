@@ -46,6 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax import layers
+
 DEFAULT_INPUT_SHAPE = (11, 9, 224, 224, 3)  # (frames n, factors k, H, W, C), Sec. 3.1
 DEFAULT_NUM_CLASSES = 5  # CASME II / SAMM; SMIC-HS has 3
 ABLATIONS = {
@@ -101,6 +103,7 @@ class BasicBlock(nn.Module):
     strides: int = 1
     frozen_bn: bool = False
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
@@ -111,7 +114,7 @@ class BasicBlock(nn.Module):
             epsilon=1e-5,
             dtype=self.dtype,
         )
-        conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        conv = partial(layers.conv_class(self.conv_impl), use_bias=False, dtype=self.dtype)
         s = (self.strides, self.strides)
         y = conv(self.features, (3, 3), s, padding=_pad(3), name="conv1")(x)
         y = nn.relu(norm(name="bn1")(y))
@@ -130,6 +133,7 @@ class ResNetStage(nn.Module):
     strides: int
     frozen_bn: bool = False
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
@@ -139,6 +143,7 @@ class ResNetStage(nn.Module):
                 strides=self.strides if b == 0 else 1,
                 frozen_bn=self.frozen_bn,
                 dtype=self.dtype,
+                conv_impl=self.conv_impl,
                 name=f"block_{b}",
             )(x, train=train)
         return x
@@ -149,7 +154,7 @@ def _run_stages(module, stages, x, *, train: bool, frozen_bn: bool, dtype):
     width = module.width
     for stage in stages:
         if stage == "stem":
-            x = nn.Conv(
+            x = layers.conv_class(module.conv_impl)(
                 width, (7, 7), (2, 2), padding=_pad(7), use_bias=False, dtype=dtype, name="conv1"
             )(x)
             x = nn.BatchNorm(
@@ -166,6 +171,7 @@ def _run_stages(module, stages, x, *, train: bool, frozen_bn: bool, dtype):
                 strides=1 if stage == "layer1" else 2,
                 frozen_bn=frozen_bn,
                 dtype=dtype,
+                conv_impl=module.conv_impl,
                 name=stage,
             )(x, train=train)
     return x
@@ -182,6 +188,7 @@ class Trunk(nn.Module):
     frozen_through: str = "layer3"
     normalize: bool = True
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x):
@@ -227,6 +234,7 @@ class Head(nn.Module):
     single_factor: int = -1
     dropout_rate: float = 0.0
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, features, *, train: bool = False):
@@ -283,6 +291,7 @@ def trunk_of(model: "Model") -> Trunk:
         frozen_through=model.frozen_through,
         normalize=model.normalize,
         dtype=model.dtype,
+        conv_impl=model.conv_impl,
     )
 
 
@@ -297,6 +306,7 @@ def head_of(model: "Model") -> Head:
         single_factor=model.single_factor,
         dropout_rate=model.dropout_rate,
         dtype=model.dtype,
+        conv_impl=model.conv_impl,
     )
 
 
@@ -318,6 +328,7 @@ class Model(nn.Module):
     dropout_rate: float = 0.0
     normalize: bool = True
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"  # layers.CONV_IMPLS: how convolutions compute, same results
 
     def setup(self):
         self.trunk = trunk_of(self)

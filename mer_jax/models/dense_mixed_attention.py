@@ -60,6 +60,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mer_jax import layers
+
 DEFAULT_INPUT_SHAPE = (112, 112, 3)
 DEFAULT_NUM_CLASSES = 3
 # Tables 11 (attention) and 12 (backbone), as keyword arguments of `Model`.
@@ -105,11 +107,12 @@ class DenseLayer(nn.Module):
     growth_rate: int
     kernel_size: int = 5
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         k = self.kernel_size
-        y = nn.Conv(
+        y = layers.conv_class(self.conv_impl)(
             self.growth_rate,
             (k, k),
             padding=_pad(k),
@@ -127,13 +130,18 @@ class DenseBlock(nn.Module):
     growth_rate: int
     kernel_size: int = 5
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         for i in range(self.num_layers):
-            y = DenseLayer(self.growth_rate, self.kernel_size, self.dtype, name=f"layer{i + 1}")(
-                x, train=train
-            )
+            y = DenseLayer(
+                self.growth_rate,
+                self.kernel_size,
+                self.dtype,
+                conv_impl=self.conv_impl,
+                name=f"layer{i + 1}",
+            )(x, train=train)
             x = jnp.concatenate([x, y], axis=-1)
         return x
 
@@ -145,16 +153,18 @@ class ResidualStage(nn.Module):
     num_layers: int
     kernel_size: int = 5
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        conv = layers.conv_class(self.conv_impl)
         if x.shape[-1] != self.features:
-            x = nn.Conv(
+            x = conv(
                 self.features, (1, 1), kernel_init=_kernel_init, dtype=self.dtype, name="proj"
             )(x)
         for i in range(self.num_layers):
             k = self.kernel_size
-            y = nn.Conv(
+            y = conv(
                 self.features,
                 (k, k),
                 padding=_pad(k),
@@ -191,6 +201,7 @@ class SpatialAttention(nn.Module):
 
     kernel_size: int = 5
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x):
@@ -198,7 +209,7 @@ class SpatialAttention(nn.Module):
             [x.mean(axis=-1, keepdims=True), x.max(axis=-1, keepdims=True)], axis=-1
         )
         k = self.kernel_size
-        logits = nn.Conv(
+        logits = layers.conv_class(self.conv_impl)(
             1,
             (k, k),
             padding=_pad(k),
@@ -223,6 +234,7 @@ class MixedAttention(nn.Module):
     kernel_size: int = 5
     leaky_slope: float = 0.3
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x):
@@ -232,7 +244,9 @@ class MixedAttention(nn.Module):
             weights["channel"] = m_c
             x = x * m_c[:, None, None, :].astype(x.dtype)
         if self.spatial:
-            m_s = SpatialAttention(self.kernel_size, self.dtype, name="spatial")(x)
+            m_s = SpatialAttention(
+                self.kernel_size, self.dtype, conv_impl=self.conv_impl, name="spatial"
+            )(x)
             weights["spatial"] = m_s
             x = x * m_s.astype(x.dtype)
         return x, weights
@@ -260,6 +274,7 @@ class Model(nn.Module):
     backbone: str = "dense"
     residual_widths: Sequence[int] | None = None
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"  # layers.CONV_IMPLS: how convolutions compute, same results
 
     def _check(self, image):
         if self.attention not in ATTENTIONS:
@@ -300,11 +315,21 @@ class Model(nn.Module):
         for j, num_layers in enumerate(self.layers_per_block, start=1):
             if self.backbone == "dense":
                 x = DenseBlock(
-                    num_layers, self.growth_rate, self.kernel_size, self.dtype, name=f"block{j}"
+                    num_layers,
+                    self.growth_rate,
+                    self.kernel_size,
+                    self.dtype,
+                    conv_impl=self.conv_impl,
+                    name=f"block{j}",
                 )(x, train=train)
             else:
                 x = ResidualStage(
-                    widths[j - 1], num_layers, self.kernel_size, self.dtype, name=f"block{j}"
+                    widths[j - 1],
+                    num_layers,
+                    self.kernel_size,
+                    self.dtype,
+                    conv_impl=self.conv_impl,
+                    name=f"block{j}",
                 )(x, train=train)
             if self.attention != "none":
                 x, weights = MixedAttention(
@@ -314,6 +339,7 @@ class Model(nn.Module):
                     kernel_size=self.attention_kernel_size,
                     leaky_slope=self.leaky_slope,
                     dtype=self.dtype,
+                    conv_impl=self.conv_impl,
                     name=f"attention{j}",
                 )(x)
                 for branch, w in weights.items():

@@ -62,6 +62,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mer_jax import layers
+
 DEFAULT_INPUT_SHAPE = (28, 28, 2)
 # SMIC-HS / MEGC 2019 composite (CDE) have 3 classes; CASME II and SAMM runs use 4 or 5.
 DEFAULT_NUM_CLASSES = 3
@@ -86,11 +88,16 @@ class InceptionBlock(nn.Module):
 
     filters: int
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x):
         conv = partial(
-            nn.Conv, self.filters, padding="SAME", kernel_init=_kernel_init, dtype=self.dtype
+            layers.conv_class(self.conv_impl),
+            self.filters,
+            padding="SAME",
+            kernel_init=_kernel_init,
+            dtype=self.dtype,
         )
         b1 = nn.relu(conv((1, 1), name="b1_1x1")(x))
         b2 = nn.relu(conv((1, 1), name="b2_1x1")(x))
@@ -157,6 +164,7 @@ class Model(nn.Module):
     attention: bool = True
     fusion: str = "sum"
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"  # layers.CONV_IMPLS: how convolutions compute, same results
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):
@@ -178,7 +186,12 @@ class Model(nn.Module):
         for c, stream in enumerate(("horizontal", "vertical")):
             h = x[..., c : c + 1]
             for i, filters in enumerate(self.filters):
-                h = InceptionBlock(filters, dtype=self.dtype, name=f"{stream}_inception{i + 1}")(h)
+                h = InceptionBlock(
+                    filters,
+                    dtype=self.dtype,
+                    conv_impl=self.conv_impl,
+                    name=f"{stream}_inception{i + 1}",
+                )(h)
             streams.append(h.reshape(h.shape[0], -1))
         flat = jnp.concatenate(streams, axis=-1)
         z = nn.relu(dense(self.shared_features, name="shared_fc")(flat))

@@ -25,6 +25,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mer_jax import layers
+
 DEFAULT_INPUT_SHAPE = (224, 224, 1)
 DEFAULT_NUM_CLASSES = 5
 # Ablations of Table 3, as keyword arguments of `Model`.
@@ -44,11 +46,13 @@ class MicroAttentionUnit(nn.Module):
 
     features: int
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, l1, l2, l3):
         stacked = jnp.concatenate([l1, l2, l3], axis=-1)
-        embedded = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name="embed")(
+        conv = layers.conv_class(self.conv_impl)
+        embedded = conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name="embed")(
             stacked
         )
         # Channel mean in float32: the frozen 1/C convolution of the Caffe net.
@@ -62,6 +66,7 @@ class PreActBlock(nn.Module):
     strides: int = 1
     attention: bool = True
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
@@ -72,7 +77,7 @@ class PreActBlock(nn.Module):
             epsilon=1e-5,
             dtype=self.dtype,
         )
-        conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        conv = partial(layers.conv_class(self.conv_impl), use_bias=False, dtype=self.dtype)
         preact = nn.relu(norm(name="bn1")(x))
         if self.strides != 1 or x.shape[-1] != self.features:
             shortcut = conv(self.features, (1, 1), (self.strides,) * 2, name="proj")(preact)
@@ -84,9 +89,9 @@ class PreActBlock(nn.Module):
         out = shortcut + l3
         if not self.attention:
             return out, None
-        mask = MicroAttentionUnit(self.features, dtype=self.dtype, name="micro_attention")(
-            shortcut, l2, l3
-        )
+        mask = MicroAttentionUnit(
+            self.features, dtype=self.dtype, conv_impl=self.conv_impl, name="micro_attention"
+        )(shortcut, l2, l3)
         return out * (1.0 + mask.astype(out.dtype)), mask
 
 
@@ -105,6 +110,7 @@ class Model(nn.Module):
     attention: bool = True
     input_batchnorm: bool = True
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"  # layers.CONV_IMPLS: how convolutions compute, same results
 
     @nn.compact
     def __call__(self, image, *, train: bool = False):
@@ -119,7 +125,7 @@ class Model(nn.Module):
         x = image.astype(self.dtype)
         if self.input_batchnorm:
             x = norm(name="input_bn")(x)
-        x = nn.Conv(
+        x = layers.conv_class(self.conv_impl)(
             self.width,
             (7, 7),
             (2, 2),
@@ -137,6 +143,7 @@ class Model(nn.Module):
                     strides=strides,
                     attention=self.attention,
                     dtype=self.dtype,
+                    conv_impl=self.conv_impl,
                     name=f"stage{stage + 1}_block{block + 1}",
                 )(x, train=train)
                 if mask is not None:

@@ -53,6 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax import layers
+
 DEFAULT_INPUT_SHAPE = (20, 192, 192, 2)
 # CASME I (4 classes), the dataset of the ablation in Table 2; CASME II has 5, SMIC-HS 3.
 DEFAULT_NUM_CLASSES = 4
@@ -121,11 +123,12 @@ class ConvBNReLU(nn.Module):
     features: int
     kernel: int = 3
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         k = self.kernel
-        x = nn.Conv(
+        x = layers.conv_class(self.conv_impl)(
             self.features, (k, k), padding=_pad(k), use_bias=False, dtype=self.dtype, name="conv"
         )(x)
         x = nn.BatchNorm(
@@ -145,10 +148,11 @@ class SpatialAttentionBranch(nn.Module):
     depth: int = 3
     align_corners: bool = False
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        block = partial(ConvBNReLU, self.features, dtype=self.dtype)
+        block = partial(ConvBNReLU, self.features, dtype=self.dtype, conv_impl=self.conv_impl)
         skips = [block(name="conv_in")(x, train=train)]
         for level in range(self.depth):
             skips.append(block(name=f"down{level + 1}")(_max_pool(skips[-1]), train=train))
@@ -156,8 +160,10 @@ class SpatialAttentionBranch(nn.Module):
         while skips:
             skip = skips.pop()
             y = upsample_bilinear(y, skip.shape[1:3], align_corners=self.align_corners) + skip
-        y = ConvBNReLU(self.features, kernel=1, dtype=self.dtype, name="head1")(y, train=train)
-        y = nn.Conv(self.features, (1, 1), dtype=self.dtype, name="head2")(y)
+        y = block(kernel=1, name="head1")(y, train=train)
+        y = layers.conv_class(self.conv_impl)(
+            self.features, (1, 1), dtype=self.dtype, name="head2"
+        )(y)
         return nn.sigmoid(y.astype(jnp.float32))
 
 
@@ -169,10 +175,11 @@ class FrameEncoder(nn.Module):
     hourglass_depth: int = 3
     align_corners: bool = False
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        block = partial(ConvBNReLU, dtype=self.dtype)
+        block = partial(ConvBNReLU, dtype=self.dtype, conv_impl=self.conv_impl)
         l1 = _max_pool(block(self.width, name="conv1")(x, train=train))
         l2 = _max_pool(block(2 * self.width, name="conv2")(l1, train=train))
         l3 = block(4 * self.width, name="conv3")(l2, train=train)
@@ -184,6 +191,7 @@ class FrameEncoder(nn.Module):
                 depth=self.hourglass_depth,
                 align_corners=self.align_corners,
                 dtype=self.dtype,
+                conv_impl=self.conv_impl,
                 name="spatial_attention",
             )(l2, train=train)
             s = (1.0 + mask.astype(l3.dtype)) * l3  # Eq. (2)
@@ -210,6 +218,7 @@ class Model(nn.Module):
     align_corners: bool = False
     dropout_rate: float = 0.0
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"  # layers.CONV_IMPLS: how convolutions compute, same results
 
     def _check(self, x):
         if self.temporal_context not in TEMPORAL_CONTEXTS:
@@ -250,6 +259,7 @@ class Model(nn.Module):
             hourglass_depth=self.hourglass_depth,
             align_corners=self.align_corners,
             dtype=self.dtype,
+            conv_impl=self.conv_impl,
             name="frame_encoder",
         )(frames, train=train)
         f = features.reshape((n, t, -1))

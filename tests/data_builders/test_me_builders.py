@@ -88,7 +88,9 @@ def test_registered_names_configs_and_features(tmp_path):
         assert module.Builder.name == name
         assert module.Builder.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
         for config in module.Builder.BUILDER_CONFIGS:
-            assert config.image_size in (112, 224) and config.frames in me_common.FRAME_MODES
+            assert config.frames in me_common.FRAME_MODES
+            # Frames configs store 112 or 224; view configs read at their view's size.
+            assert config.image_size in (112, 224) or config.view is not None
     assert [c.name for c in casme2.Builder.BUILDER_CONFIGS][:2] == [
         "cropped_112",
         "cropped_112_all",
@@ -368,3 +370,41 @@ def test_corrections_file_repairs_and_records(tmp_path):
     assert (
         "corrections.csv line 3: clip 'casme2/sub09/EP01_01' is not in the coding sheet" in message
     )
+
+
+# ----------------------------------------------------------------------------
+# Face-cropped releases (SAMM ships whole frames).
+
+
+def test_samm_face_crop_uses_one_onset_box_for_every_frame(tmp_path, grace_hopper):
+    from mer_jax import face
+
+    row = fixtures.samm_rows()[4]  # 011_5_1: onset 410, frames 410..416
+    files = fixtures.write_samm(tmp_path / "in", [row])
+    portrait = cv2.cvtColor(grace_hopper, cv2.COLOR_RGB2GRAY)  # SAMM is grey
+    # The face drifts 3 px right per frame: one box from the onset frame must not follow it.
+    shifted = {n: np.roll(portrait, 3 * (n - row.first), axis=1) for n in files["samm/011/011_5_1"]}
+    for n, path in files["samm/011/011_5_1"].items():
+        cv2.imwrite(str(path), shifted[n])
+    size = 32
+    config = _config(release="raw", image_size=size, face_crop=True)
+    (ex,) = _build(samm.Builder, tmp_path / "in", tmp_path / "data", config)
+    # Independently: the frames decoded by cv2, the onset frame's box, applied to all frames.
+    decoded = np.stack([cv2.imread(str(files["samm/011/011_5_1"][n])) for n in sorted(shifted)])
+    decoded = decoded[..., ::-1]
+    box = face.crop_box(decoded[0])
+    assert 150 <= box.size <= 400  # a face-sized box, not the whole 512x600 portrait
+    want = face.crop_clip(decoded, box, size)
+    np.testing.assert_array_equal(ex["frames"], want)
+    # Same box: the face moves inside the crop (frame 6 is frame 0 moved 18 px = 18*32/side).
+    moved = np.abs(ex["frames"][-1].astype(int) - ex["frames"][0].astype(int)).mean()
+    assert moved > 5
+    assert tuple(ex["frames"].shape) == (7, size, size, 3)
+
+
+def test_samm_face_crop_names_the_row_of_a_clip_without_a_face(tmp_path):
+    fixtures.write_samm(tmp_path / "in", fixtures.samm_rows()[:1])  # noise frames: no face
+    config = _config(release="raw", image_size=8, face_crop=True)
+    message = _build_error(samm.Builder, tmp_path / "in", tmp_path, config=config)
+    assert "SAMM_Micro_FACS_Codes_v2.xlsx row 15 (samm/006/006_1_2)" in message
+    assert "no face found on the onset frame" in message and "006_05562.jpg" in message

@@ -1,0 +1,342 @@
+"""Model-input views stored as builder configs: each clip's input computed once, at build time.
+
+Each seed feeds its network its own view of a clip (`mer_jax/preprocess.py`
+computes it). A view config of a micro-expression builder stores that view in
+an `input` feature (a Tensor of fixed shape and dtype) instead of `frames`,
+beside the same metadata (subject, clip, emotion or label, onset/apex/offset,
+source, ...), so a sweep just names its input:
+
+    mer-jax data build casme2/cropped_flow_28 --manual-dir DIR
+    mer-jax sweep experiments/feature_refinement_synthetic.py \
+        --set dataset=casme2/cropped_flow_28 --set input.label_scheme=casme2_5class
+
+Naming: a view config is a frames config's name with the frame size replaced by
+the view's name: `casme2/cropped_112` holds frames of the cropped release,
+`casme2/cropped_flow_28` the flow view of the same release; SMIC
+`hs_cropped_112` -> `hs_cropped_evm_apex_112`; the synthetic corpus
+`casme2` -> `casme2_flow_28`. The five seed views (`SEED_VIEWS`):
+
+| view             | seed | input                                   | frames read at |
+|------------------|------|-----------------------------------------|----------------|
+| `apex_224`       | 000  | (224, 224, 1) uint8 grey apex frame     | 224            |
+| `evm_apex_112`   | 001  | (112, 112, 3) uint8 EVM-magnified apex  | 112            |
+| `flow_28`        | 002  | (28, 28, 2) float32 onset->apex TV-L1   | 112            |
+| `aman_11x9`      | 003  | (11, 9, 224, 224, 3) uint8              | 224            |
+| `flowseq_20x192` | 004  | (20, 192, 192, 2) float32               | 192            |
+
+Other names follow the same pattern: `apex_<S>`, `evm_apex_<S>`, `flow_<S>`,
+`apex_<S>[_rgb]` (grey unless `_rgb`), `flow_<S>[_strain]` (+ optical strain),
+`aman_<n>x<k>[_<S>]` (S = 224 unless given), `flowseq_<T>x<S>[_<method>]`
+(TV-L1 in JAX unless given).
+
+Apex rule: the annotation where the dataset has one (`ground_truth`; sheet
+repairs as in `me_common`); SMIC has none, so its apex views follow the seeds
+(SEEDS.md): `mid_clip` for `apex_*` (seed 000) and `evm_apex_*` (seed 001
+does not say; the mid-clip frame, as seed 000), `interframe_diff` for `flow_*`
+(seed 002). The AMAN and STANet views use onset..offset and no apex.
+
+Flow: `flow_*` uses OpenCV's TV-L1 (one pair per clip, the paper's method);
+`flowseq_*` uses the JAX TV-L1 (`mer_jax/flow.py`, same algorithm and defaults,
+agreeing to a fraction of a pixel), which runs a clip's 20 pairs as one batched
+program on the accelerator. EVM (`evm_apex_*`): `mer_jax/evm.py` with the band
+read as fractions of Nyquist (see `EVM`). AMAN's magnifier: Eulerian
+magnification against the onset unless the config names a learned-magnifier
+checkpoint (`with_magnifier`, or `mer-jax data build ... --magnifier-checkpoint
+W.npz`), which gives the config a `_learned_<sha256[:8]>` suffix. Every setting,
+the magnifier included, is written into the dataset info: the config's
+description and `metadata.json` (`info.metadata['view']`). `mer_jax.data`
+loads the stored input as it is; the sweep's view keys (`input.image_size`,
+...) are not used for it, and each that differs from the stored setting is
+named in a log line.
+
+The view is computed per clip with the very functions a sweep's on-the-fly path
+uses (`mer_jax.preprocess.REPRESENTATIONS`), from frames read exactly as the
+frames config reads them; `mer_jax.data` loads the stored `input` directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+REPRESENTATIONS = ("apex", "evm_apex", "flow", "aman_stack", "flow_sequence")
+EULERIAN = "eulerian"
+# SMIC (no apex annotation): the rule each seed uses; representations absent here read no apex.
+UNANNOTATED_APEX = {"apex": "mid_clip", "evm_apex": "mid_clip", "flow": "interframe_diff"}
+_READS_APEX = ("apex", "evm_apex", "flow")
+
+
+@dataclasses.dataclass(frozen=True)
+class EVM:
+    """Eulerian magnification of seed 001 (`mer_jax.evm.magnify`, the `input.evm` keys):
+    alpha 15 in the 0.1-0.4 band read as fractions of Nyquist (seed 001's "0.1-0.4 Hz"
+    selects no FFT bin of a 30-70 frame clip), ideal filter, lambda_c 16."""
+
+    alpha: float = 15.0
+    low: float = 0.1
+    high: float = 0.4
+    fps: float = 200.0
+    filter: str = "ideal"
+    lambda_c: float = 16.0
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """One model input: the `preprocess` representation and every setting it reads.
+
+    `read_size`: real datasets read (resize) their frames to this size first, as
+    the frames config of that size does (None: `size`); synthetic corpora render
+    at their own size and ignore it.
+    """
+
+    name: str
+    representation: str
+    size: int
+    read_size: int | None = None
+    channels: int = 3
+    apex: str = "ground_truth"
+    flow_method: str = "tvl1"
+    num_frames: int = 0
+    factors: tuple[float, ...] = ()
+    magnifier_checkpoint: str = ""  # '' = Eulerian; else a learned-magnifier .npz
+    magnifier_sha256: str = ""
+    evm: EVM = EVM()
+
+    @property
+    def frames_size(self) -> int:
+        return self.read_size or self.size
+
+    @property
+    def magnifier(self) -> str:
+        return "learned" if self.magnifier_checkpoint else EULERIAN
+
+    def spec(self) -> dict:
+        """The sweep config's `input` keys this view fixes (what preprocess reads)."""
+        return {
+            "representation": self.representation,
+            "image_size": self.size,
+            "channels": self.channels,
+            "apex": self.apex,
+            "flow_method": self.flow_method,
+            "num_frames": self.num_frames,
+            "factors": list(self.factors),
+            "magnifier_checkpoint": self.magnifier_checkpoint,
+            "evm": dataclasses.asdict(self.evm),
+        }
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        s = self.size
+        if self.representation in ("apex", "flow"):
+            return (s, s, self.channels)
+        if self.representation == "evm_apex":
+            return (s, s, 3)
+        if self.representation == "aman_stack":
+            return (self.num_frames, len(self.factors), s, s, 3)
+        return (self.num_frames, s, s, 2)  # flow_sequence
+
+    @property
+    def dtype(self) -> type:
+        return np.float32 if self.representation in ("flow", "flow_sequence") else np.uint8
+
+    def feature(self) -> tfds.features.Tensor:
+        return tfds.features.Tensor(
+            shape=self.shape, dtype=self.dtype, encoding="zlib", doc=self.describe()
+        )
+
+    def describe(self) -> str:
+        """One line with every setting, for the config description and error messages."""
+        shape = "x".join(str(d) for d in self.shape)
+        dtype = np.dtype(self.dtype).name
+        rep = self.representation
+        apex = f", apex {self.apex}" if rep in _READS_APEX else ""
+        if rep == "apex":
+            what = "apex frame" + (" (grey)" if self.channels == 1 else "")
+        elif rep == "evm_apex":
+            e = self.evm
+            what = (
+                f"EVM-magnified apex frame (alpha {e.alpha:g}, band {e.low:g}-{e.high:g} of "
+                f"Nyquist, {e.filter} filter, lambda_c {e.lambda_c:g})"
+            )
+        elif rep == "flow":
+            strain = " + optical strain" if self.channels == 3 else ""
+            what = f"onset->apex {self.flow_method} optical flow{strain}"
+        elif rep == "aman_stack":
+            factors = ",".join(f"{a:g}" for a in self.factors)
+            magnifier = (
+                f"learned magnifier {os.path.basename(self.magnifier_checkpoint)} "
+                f"(sha256 {self.magnifier_sha256[:12]})"
+                if self.magnifier_checkpoint
+                else "Eulerian magnification"
+            )
+            what = (
+                f"onset..offset TIM-normalised to {self.num_frames} frames, each magnified "
+                f"against the onset at factors {factors} by {magnifier}"
+            )
+        else:
+            what = (
+                f"onset..offset linearly interpolated to {self.num_frames + 1} frames, "
+                f"{self.flow_method} flow between adjacent frames"
+            )
+        return f"view {self.name}: {what}{apex}; input {shape} {dtype}"
+
+    def metadata(self) -> dict:
+        """JSON for `info.metadata['view']` (mer_jax.data reads it back)."""
+        return {
+            "name": self.name,
+            "description": self.describe(),
+            "shape": list(self.shape),
+            "dtype": np.dtype(self.dtype).name,
+            "magnifier": self.magnifier,
+            "magnifier_sha256": self.magnifier_sha256,
+            "input": self.spec(),
+        }
+
+    def check(self, where: str, *, has_apex: bool = True) -> None:
+        """ValueError naming `where` (the builder config) and the field for a bad setting."""
+        from mer_jax import flow, preprocess
+
+        bad = None
+        if self.representation not in REPRESENTATIONS:
+            bad = f"representation {self.representation!r} not one of {REPRESENTATIONS}"
+        elif not isinstance(self.size, int) or self.size < 1:
+            bad = f"size {self.size!r} is not a positive int"
+        elif self.read_size is not None and (
+            not isinstance(self.read_size, int) or self.read_size < 1
+        ):
+            bad = f"read_size {self.read_size!r} is not a positive int"
+        elif self.apex not in preprocess.APEX_RULES:
+            bad = f"apex {self.apex!r} not one of {preprocess.APEX_RULES}"
+        elif not has_apex and self.apex == "ground_truth" and self.representation in _READS_APEX:
+            bad = "apex 'ground_truth', but this dataset has no apex annotation (use 'mid_clip' or 'interframe_diff')"
+        elif self.flow_method not in flow.METHODS:
+            bad = f"flow_method {self.flow_method!r} not one of {sorted(flow.METHODS)}"
+        elif self.representation == "apex" and self.channels not in (1, 3):
+            bad = f"channels {self.channels!r}: apex views have 1 or 3"
+        elif self.representation == "flow" and self.channels not in (2, 3):
+            bad = f"channels {self.channels!r}: flow views have 2 (dx, dy) or 3 (+ strain)"
+        elif self.representation in ("aman_stack", "flow_sequence") and self.num_frames < 1:
+            bad = f"num_frames {self.num_frames!r} must be >= 1"
+        elif self.representation == "aman_stack" and not self.factors:
+            bad = "factors is empty"
+        elif self.magnifier_checkpoint and self.representation != "aman_stack":
+            bad = "magnifier_checkpoint is only read by aman_stack views"
+        if bad:
+            raise ValueError(f"{where}: view {self.name!r}: {bad}")
+
+    def compute(self, frames: np.ndarray, onset: int, apex: int, offset: int, clip: str):
+        """This view of one clip: `preprocess.REPRESENTATIONS[representation]`, shape-checked."""
+        from mer_jax import preprocess
+
+        x = preprocess.REPRESENTATIONS[self.representation](
+            preprocess.Clip(frames, int(onset), int(apex), int(offset), clip), self.spec()
+        )
+        x = np.asarray(x)
+        if x.shape != self.shape or x.dtype != self.dtype:
+            raise ValueError(
+                f"clip {clip}: view {self.name} gave {x.shape} {x.dtype}, expected "
+                f"{self.shape} {np.dtype(self.dtype).name}"
+            )
+        return x
+
+
+def apex_view(size: int, channels: int = 1, **kw) -> View:
+    name = f"apex_{size}" + ("_rgb" if channels == 3 else "")
+    return View(name, "apex", size, channels=channels, **kw)
+
+
+def evm_apex_view(size: int, **kw) -> View:
+    return View(f"evm_apex_{size}", "evm_apex", size, **kw)
+
+
+def flow_view(size: int, read_size: int = 112, channels: int = 2, **kw) -> View:
+    name = f"flow_{size}" + ("_strain" if channels == 3 else "")
+    return View(name, "flow", size, read_size=read_size, channels=channels, **kw)
+
+
+def aman_view(num_frames: int, factors: Sequence[float], size: int = 224, **kw) -> View:
+    tag = "" if size == 224 else f"_{size}"
+    name = f"aman_{num_frames}x{len(factors)}{tag}"
+    return View(name, "aman_stack", size, num_frames=num_frames, factors=tuple(factors), **kw)
+
+
+def flowseq_view(num_frames: int, size: int, flow_method: str = "tvl1_jax", **kw) -> View:
+    tag = "" if flow_method == "tvl1_jax" else f"_{flow_method}"
+    name = f"flowseq_{num_frames}x{size}{tag}"
+    return View(
+        name,
+        "flow_sequence",
+        size,
+        channels=2,
+        num_frames=num_frames,
+        flow_method=flow_method,
+        **kw,
+    )
+
+
+SEED_VIEWS: tuple[View, ...] = (
+    apex_view(224),  # 000 Micro-Attention
+    evm_apex_view(112),  # 001 Dense + mixed attention
+    flow_view(28),  # 002 Feature Refinement
+    aman_view(11, tuple(float(a) for a in range(1, 10))),  # 003 AMAN
+    flowseq_view(20, 192),  # 004 STANet
+)
+
+
+def without_apex_annotation(view: View) -> View:
+    """The view for a dataset with no apex annotation (SMIC): the seeds' apex rule."""
+    rule = UNANNOTATED_APEX.get(view.representation)
+    return dataclasses.replace(view, apex=rule) if rule else view
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def with_magnifier(config, checkpoint: str):
+    """`config` (an AMAN view config) using the learned magnifier `checkpoint` (.npz, see
+    `mer_jax.magnifier`): named `<name>_learned_<sha256[:8]>`, its description and
+    metadata recording the checkpoint's path and sha256."""
+    view = getattr(config, "view", None)
+    if view is None or view.representation != "aman_stack":
+        raise ValueError(
+            f"config {config.name!r}: --magnifier-checkpoint applies to AMAN views (aman_*) only"
+        )
+    path = os.path.abspath(os.fspath(checkpoint))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"magnifier checkpoint {path} not found")
+    sha = file_sha256(path)
+    view = dataclasses.replace(view, magnifier_checkpoint=path, magnifier_sha256=sha)
+    return dataclasses.replace(
+        config,
+        name=f"{config.name}_learned_{sha[:8]}",
+        view=view,
+        description=(config.description or "").replace(config.view.describe(), view.describe()),
+    )
+
+
+def builder_with_magnifier(name: str, checkpoint: str, data_dir: str | None = None):
+    """The builder of view config `name` ('casme2/cropped_aman_11x9') with the learned
+    magnifier `checkpoint` (`with_magnifier`), to build into `data_dir`."""
+    import data_builders
+
+    dataset, _, config_name = name.partition("/")
+    builder_cls = data_builders.import_builder(name).Builder
+    configs = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
+    if config_name not in configs:
+        raise KeyError(f"{dataset} has no config {config_name!r}; its configs: {sorted(configs)}")
+    return builder_cls(config=with_magnifier(configs[config_name], checkpoint), data_dir=data_dir)
+
+
+def metadata_dict(view: View, frames: Mapping) -> tfds.core.MetadataDict:
+    """`info.metadata` of a view config: the view's settings and how its frames were read."""
+    return tfds.core.MetadataDict(view=view.metadata(), frames=dict(frames))
