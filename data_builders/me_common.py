@@ -740,12 +740,11 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return {"train": self._generate_examples(plans)}
 
     def _generate_examples(self, plans: Sequence[Plan]):
-        size, view = self.builder_config.image_size, self.builder_config.view
-        for plan in plans:
-            ex = example(plan, size, self.builder_config.face_crop)
-            if view is not None:  # The frames config's example, mapped to its view.
-                frames = ex.pop("frames")
-                ex["input"] = view.compute(
-                    frames, ex["onset"], ex["apex"], ex["offset"], plan.record.clip
-                )
-            yield plan.record.clip, ex
+        config = self.builder_config
+        examples = (
+            (plan.record.clip, example(plan, config.image_size, config.face_crop)) for plan in plans
+        )
+        if config.view is None:
+            yield from examples
+        else:  # The frames config's examples, mapped to its view a batch of clips at a time.
+            yield from views.with_inputs(config.view, examples)

@@ -37,8 +37,9 @@ does not say; the mid-clip frame, as seed 000), `interframe_diff` for `flow_*`
 
 Flow: `flow_*` uses OpenCV's TV-L1 (one pair per clip, the paper's method);
 `flowseq_*` uses the JAX TV-L1 (`mer_jax/flow.py`, same algorithm and defaults,
-agreeing to a fraction of a pixel), which runs a clip's 20 pairs as one batched
-program on the accelerator. EVM (`evm_apex_*`): `mer_jax/evm.py` with the band
+agreeing to a fraction of a pixel), which runs the 20 pairs of `BATCH_CLIPS`
+clips as one batched program on the accelerator (`with_inputs`; AMAN's stacks
+are batched the same way). EVM (`evm_apex_*`): `mer_jax/evm.py` with the band
 read as fractions of Nyquist (see `EVM`). AMAN's magnifier: Eulerian
 magnification against the onset unless the config names a learned-magnifier
 checkpoint (`with_magnifier`, or `mer-jax data build ... --magnifier-checkpoint
@@ -231,18 +232,55 @@ class View:
 
     def compute(self, frames: np.ndarray, onset: int, apex: int, offset: int, clip: str):
         """This view of one clip: `preprocess.REPRESENTATIONS[representation]`, shape-checked."""
+        return self.compute_many([(frames, onset, apex, offset, clip)])[0]
+
+    def compute_many(self, clips: Sequence[tuple]) -> np.ndarray:
+        """This view of several clips `(frames, onset, apex, offset, clip id)`, (N, ...):
+        one batched call where the representation has one (`preprocess.BATCHED`)."""
         from mer_jax import preprocess
 
-        x = preprocess.REPRESENTATIONS[self.representation](
-            preprocess.Clip(frames, int(onset), int(apex), int(offset), clip), self.spec()
-        )
-        x = np.asarray(x)
-        if x.shape != self.shape or x.dtype != self.dtype:
+        batch = [
+            preprocess.Clip(frames, int(onset), int(apex), int(offset), clip)
+            for frames, onset, apex, offset, clip in clips
+        ]
+        x = np.asarray(preprocess.compute_batch(self.representation, batch, self.spec()))
+        if x.shape[1:] != self.shape or x.dtype != self.dtype:
+            names = ", ".join(c.id for c in batch)
             raise ValueError(
-                f"clip {clip}: view {self.name} gave {x.shape} {x.dtype}, expected "
+                f"clip(s) {names}: view {self.name} gave {x.shape[1:]} {x.dtype}, expected "
                 f"{self.shape} {np.dtype(self.dtype).name}"
             )
         return x
+
+
+# Clips per view call while building: batched representations (aman_stack, flow_sequence)
+# run this many clips as one accelerator program. Results do not depend on it.
+BATCH_CLIPS = 8
+
+
+def with_inputs(view: View, keyed_examples, batch: int = BATCH_CLIPS):
+    """(key, example) pairs whose `frames` are replaced by the view's `input`, in order,
+    computed `batch` clips at a time (the examples carry onset, apex, offset and clip)."""
+    pending = []
+
+    def flush():
+        inputs = view.compute_many(
+            [
+                (ex.pop("frames"), ex["onset"], ex["apex"], ex["offset"], ex["clip"])
+                for _, ex in pending
+            ]
+        )
+        for (key, ex), x in zip(pending, inputs):
+            ex["input"] = x
+            yield key, ex
+        pending.clear()
+
+    for key, ex in keyed_examples:
+        pending.append((key, ex))
+        if len(pending) == batch:
+            yield from flush()
+    if pending:
+        yield from flush()
 
 
 def apex_view(size: int, channels: int = 1, **kw) -> View:

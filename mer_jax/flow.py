@@ -617,6 +617,37 @@ def flow_between(
     return METHODS[method](a, b, **params)
 
 
+def flow_sequences(
+    clips_frames: np.ndarray, *, method: str = "tvl1", clips=None, **params
+) -> np.ndarray:
+    """Flows between adjacent frames (seed 004) of N clips of equal length:
+    (N, T, H, W[, C]) -> (N, T - 1, H, W, 2) float32. `clips`: N names for errors.
+
+    With method='tvl1_jax' all N (T - 1) pairs run as one batched program.
+    """
+    _check_method(method)
+    n, t = len(clips_frames), (len(clips_frames[0]) if len(clips_frames) else 0)
+    clips = list(clips) if clips is not None else ["?"] * n
+    if t < 2:
+        raise ValueError(f"clip {clips[0]}: flow_sequence needs >= 2 frames, got {t}")
+    grey = np.stack(
+        [
+            np.stack([to_grey(f, name=f"clip {clip} frame {i}") for i, f in enumerate(frames)])
+            for clip, frames in zip(clips, clips_frames)
+        ]
+    )  # (N, T, H, W)
+    if method == "tvl1_jax":
+        pairs = _tvl1_jax_pairs(
+            grey[:, :-1].reshape(-1, *grey.shape[2:]),
+            grey[:, 1:].reshape(-1, *grey.shape[2:]),
+            **params,
+        )
+        return pairs.reshape(n, t - 1, *pairs.shape[1:])
+    return np.stack(
+        [np.stack([METHODS[method](g[i], g[i + 1], **params) for i in range(t - 1)]) for g in grey]
+    )
+
+
 def flow_sequence(
     frames: np.ndarray, *, method: str = "tvl1", clip: str = "?", **params
 ) -> np.ndarray:
@@ -624,10 +655,6 @@ def flow_sequence(
 
     With method='tvl1_jax' the T - 1 pairs run as one batched program.
     """
-    _check_method(method)
     if len(frames) < 2:
         raise ValueError(f"clip {clip}: flow_sequence needs >= 2 frames, got {len(frames)}")
-    grey = np.stack([to_grey(f, name=f"clip {clip} frame {t}") for t, f in enumerate(frames)])
-    if method == "tvl1_jax":
-        return _tvl1_jax_pairs(grey[:-1], grey[1:], **params)
-    return np.stack([METHODS[method](grey[t], grey[t + 1], **params) for t in range(len(grey) - 1)])
+    return flow_sequences(np.asarray(frames)[None], method=method, clips=[clip], **params)[0]

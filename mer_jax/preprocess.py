@@ -21,7 +21,7 @@ one, e.g. SMIC, is an error that says which other choice to make),
 argmax_t mean |I_t - I_onset|).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import cv2
@@ -123,14 +123,25 @@ def _onset_offset(clip: Clip) -> np.ndarray:
     return clip.frames[clip.onset : clip.offset + 1].astype(np.float32)
 
 
+def flow_sequence_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
+    """Seed 004 for N clips: each one's onset..offset linearly interpolated to T + 1 frames,
+    then T adjacent flows, (N, T, S, S, 2) float32; with the JAX TV-L1 all N T pairs are one
+    batched program (the interpolation makes every clip the same length)."""
+    t, size = spec["num_frames"], spec["image_size"]
+    batch = []
+    for clip in clips:
+        frames = np.asarray(tim.linear(_onset_offset(clip)[None], t + 1))[0]
+        frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+        batch.append(np.stack([resize(f, size) for f in frames]))
+    out = flow.flow_sequences(
+        np.stack(batch), method=spec["flow_method"], clips=[clip.id for clip in clips]
+    )
+    return out.astype(np.float32)
+
+
 def flow_sequence_input(clip: Clip, spec: Mapping) -> np.ndarray:
     """Seed 004: onset..offset linearly interpolated to T + 1 frames, T adjacent flows (float32)."""
-    t = spec["num_frames"]
-    frames = np.asarray(tim.linear(_onset_offset(clip)[None], t + 1))[0]
-    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
-    size = spec["image_size"]
-    frames = np.stack([resize(f, size) for f in frames])
-    return flow.flow_sequence(frames, method=spec["flow_method"], clip=clip.id).astype(np.float32)
+    return flow_sequence_batch([clip], spec)[0]
 
 
 def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
@@ -157,22 +168,30 @@ def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
     return np.clip(np.rint(np.asarray(out[0, apex]) * 255.0), 0, 255).astype(np.uint8)
 
 
-def aman_stack_input(clip: Clip, spec: Mapping) -> np.ndarray:
-    """Seed 003: onset..offset TIM-normalised to n frames, each magnified against the onset
-    at every factor by the learned magnifier (`magnifier_checkpoint`) or, without one, by
-    Eulerian magnification: (n, k, S, S, 3) uint8."""
+def aman_stack_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
+    """Seed 003 for N clips, (N, n, k, S, S, 3) uint8: TIM makes every clip n frames, so one
+    magnification call covers all N (see `aman_stack_input`)."""
     size = spec["image_size"]
-    frames = np.stack([resize(f, size) for f in clip.frames[clip.onset : clip.offset + 1]])
-    frames = np.asarray(tim.tim(frames[None].astype(np.float32) / 255.0, spec["num_frames"]))
-    frames = np.clip(frames, 0.0, 1.0)
+    batch = []
+    for clip in clips:
+        frames = np.stack([resize(f, size) for f in clip.frames[clip.onset : clip.offset + 1]])
+        batch.append(tim.tim(frames[None].astype(np.float32) / 255.0, spec["num_frames"])[0])
+    frames = np.clip(np.stack([np.asarray(f) for f in batch]), 0.0, 1.0)
     checkpoint = spec.get("magnifier_checkpoint", "")
     if checkpoint:  # Oh et al. 2018, the magnifier AMAN uses (mer_jax/magnifier.py)
         params = magnifier.load_cached(checkpoint)
         out = magnifier.magnify_against_onset(params, frames, spec["factors"], onset=0)
     else:
         out = evm.magnify_against_onset(frames, spec["factors"], onset=0)
-    out = np.moveaxis(np.asarray(out[0]), 0, 1)  # (k, n, ...) -> (n, k, ...)
+    out = np.moveaxis(np.asarray(out), 1, 2)  # (N, k, n, ...) -> (N, n, k, ...)
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def aman_stack_input(clip: Clip, spec: Mapping) -> np.ndarray:
+    """Seed 003: onset..offset TIM-normalised to n frames, each magnified against the onset
+    at every factor by the learned magnifier (`magnifier_checkpoint`) or, without one, by
+    Eulerian magnification: (n, k, S, S, 3) uint8."""
+    return aman_stack_batch([clip], spec)[0]
 
 
 # The `spec` keys each representation reads (mer_jax.data compares them with a stored view).
@@ -191,3 +210,15 @@ REPRESENTATIONS = {
     "aman_stack": aman_stack_input,
     "flow_sequence": flow_sequence_input,
 }
+
+# Representations with a batched form `(clips, spec) -> (N, ...)`: one accelerator call for
+# several clips (their inputs have a fixed length after TIM / interpolation). The others
+# depend on each clip's own length (EVM's temporal filter) or run in OpenCV.
+BATCHED = {"aman_stack": aman_stack_batch, "flow_sequence": flow_sequence_batch}
+
+
+def compute_batch(representation: str, clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
+    """`REPRESENTATIONS[representation]` of every clip, (N, ...): batched where `BATCHED` has it."""
+    if representation in BATCHED:
+        return BATCHED[representation](clips, spec)
+    return np.stack([REPRESENTATIONS[representation](clip, spec) for clip in clips])

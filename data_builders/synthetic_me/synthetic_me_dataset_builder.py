@@ -173,20 +173,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self):
         config = self.builder_config
-        for clip in faces.plan_corpus(config).clips:
-            frames = faces.render_clip(config, clip)
-            if config.view is None:
-                pixels = {"frames": frames}
-            else:
-                pixels = {
-                    "input": config.view.compute(
-                        frames, clip.onset, clip.apex, clip.offset, clip.id
-                    )
-                }
-            yield (
+        examples = (
+            (
                 clip.index,
                 {
-                    **pixels,
+                    "frames": faces.render_clip(config, clip),
                     "label": clip.label,
                     "emotion": clip.emotion,
                     "action_units": clip.action_units,
@@ -198,3 +189,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     "offset": clip.offset,
                 },
             )
+            for clip in faces.plan_corpus(config).clips
+        )
+        if config.view is None:
+            yield from examples
+        else:  # The rendered clips mapped to the view, a batch of clips at a time.
+            yield from views.with_inputs(config.view, examples)
