@@ -48,8 +48,6 @@ def cmd_sweep(args) -> int:
         print(f"  {source:>8}: Acc {sm['accuracy']:.4f}  UF1 {sm['uf1']:.4f}  UAR {sm['uar']:.4f}")
     if m["absent_classes"]:
         print(f"  classes absent from the ground truth: {m['absent_classes']}")
-    written = sorted(p.name for p in pathlib.Path(workdir).iterdir() if p.is_file())
-    print(f"  wrote {workdir}/: {', '.join(written)}")
     return 0
 
 

@@ -526,6 +526,7 @@ def write_attention_maps(results: dict, arrays: Mapping[str, np.ndarray], workdi
             predictions=arrays.get("prediction"),
             class_names=_as_list(results.get("class_names")),
             captions=captions,
+            per_class=int(record.get("per_class") or 2),
         )
     except Exception as err:  # a figure must not lose a finished sweep's results
         record["figure"] = None

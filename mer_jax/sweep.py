@@ -163,7 +163,8 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         "total_s": time.perf_counter() - start,
     }
     if workdir is not None:
-        report.write_report(results, workdir, attention_maps=maps)
+        paths = report.write_report(results, workdir, attention_maps=maps)
+        log(f"wrote {workdir}/: {', '.join(sorted(p.name for p in paths.values()))}")
     return results
 
 
@@ -233,7 +234,7 @@ def attention_maps(config, dataset: data.Dataset, out, aug: engine.Augment):
     views = engine.augment_batch(
         jax.random.key(0), jnp.asarray(dataset.images[index]), aug, train=False
     )
-    flow = config.input.representation in ("flow", "flow_sequence")
+    flow = dataset.images.dtype != np.uint8  # float inputs are optical flow (mer_jax.data)
     arrays = {
         **maps,
         "index": index,

@@ -5,6 +5,8 @@ import cv2
 import jax
 import pytest
 
+from mer_jax import config
+
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
@@ -32,3 +34,11 @@ def grace_hopper():
     image = cv2.imread(str(path))
     assert image is not None and image.shape == (600, 512, 3)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def input_spec(**overrides):
+    """The base config's `input` section with `overrides` (a sweep's representation spec)."""
+    spec = config.base().input
+    for key, value in overrides.items():
+        spec[key] = value
+    return spec

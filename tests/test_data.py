@@ -7,7 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from mer_jax import cli, config, data, label_schemes
+from mer_jax import cli, data, label_schemes
+from tests.conftest import input_spec
 from tests.data_builders import fixtures
 
 TINY = f"{pathlib.Path(__file__).parents[1] / 'experiments' / 'quickstart.py'}:tiny"
@@ -22,16 +23,9 @@ def casme2_built(tmp_path_factory):
     return root / "tfds"
 
 
-def _spec(**kw):
-    spec = config.base().input
-    for k, v in kw.items():
-        spec[k] = v
-    return spec
-
-
 def test_load_applies_the_label_scheme_and_reports_exclusions(casme2_built):
     lines = []
-    spec = _spec(image_size=32, label_scheme="casme2_5class")
+    spec = input_spec(image_size=32, label_scheme="casme2_5class")
     ds = data.load("casme2/cropped_112", spec, data_dir=str(casme2_built), log=lines.append)
     rows = fixtures.casme2_rows()
     emotions = [r.emotion for r in rows]
@@ -47,12 +41,12 @@ def test_load_applies_the_label_scheme_and_reports_exclusions(casme2_built):
 
 def test_real_dataset_needs_a_label_scheme(casme2_built):
     with pytest.raises(ValueError, match="input.label_scheme"):
-        data.load("casme2/cropped_112", _spec(image_size=32), data_dir=str(casme2_built))
+        data.load("casme2/cropped_112", input_spec(image_size=32), data_dir=str(casme2_built))
 
 
 def test_unbuilt_real_dataset_says_how_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="mer-jax data build samm/raw_112 --manual-dir"):
-        data.load("samm/raw_112", _spec(label_scheme="samm_5class"), data_dir=str(tmp_path))
+        data.load("samm/raw_112", input_spec(label_scheme="samm_5class"), data_dir=str(tmp_path))
 
 
 def test_fixture_sweep_runs_through_the_synthetic_path(casme2_built, tmp_path):

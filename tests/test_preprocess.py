@@ -5,7 +5,8 @@ import pytest
 
 from data_builders.synthetic_me import faces
 from data_builders.synthetic_me.synthetic_me_dataset_builder import Builder
-from mer_jax import config, flow, preprocess
+from mer_jax import flow, preprocess
+from tests.conftest import input_spec
 
 CASME2 = next(c for c in Builder.BUILDER_CONFIGS if c.name == "casme2")
 
@@ -17,13 +18,6 @@ def clip():
     c = next(c for c in plan.clips if abs(c.apex - (c.onset + c.offset) // 2) >= 2)
     frames = faces.render_clip(CASME2, c)
     return preprocess.Clip(frames, c.onset, c.apex, c.offset, c.id)
-
-
-def _spec(**kw):
-    spec = config.base().input
-    for k, v in kw.items():
-        spec[k] = v
-    return spec
 
 
 def test_apex_rules(clip):
@@ -44,29 +38,35 @@ def test_apex_rules(clip):
 
 
 def test_apex_representation(clip):
-    out = preprocess.apex_input(clip, _spec(image_size=48, channels=1))
+    out = preprocess.apex_input(clip, input_spec(image_size=48, channels=1))
     assert out.shape == (48, 48, 1) and out.dtype == np.uint8
     grey = preprocess.to_channels(preprocess.resize(clip.frames[clip.apex], 48), 1)
     np.testing.assert_array_equal(out, grey)
 
 
 def test_flow_representation_is_scaled_to_the_output_grid(clip):
-    out = preprocess.flow_input(clip, _spec(image_size=28, channels=2, flow_method="farneback"))
+    out = preprocess.flow_input(
+        clip, input_spec(image_size=28, channels=2, flow_method="farneback")
+    )
     assert out.shape == (28, 28, 2) and out.dtype == np.float32
     full = flow.flow_between(clip.frames, clip.onset, clip.apex, method="farneback")
     # Mean displacement in output pixels = mean displacement in stored pixels x 28 / 112.
     np.testing.assert_allclose(out.mean((0, 1)), full.mean((0, 1)) * 28 / 112, atol=2e-3)
     assert np.abs(out).max() > 0.1  # The clip moves at its apex.
-    strain = preprocess.flow_input(clip, _spec(image_size=28, channels=3, flow_method="farneback"))
+    strain = preprocess.flow_input(
+        clip, input_spec(image_size=28, channels=3, flow_method="farneback")
+    )
     assert strain.shape == (28, 28, 3) and (strain[..., 2] >= 0).all()
 
 
 def test_sequence_and_stack_representations(clip):
     seq = preprocess.flow_sequence_input(
-        clip, _spec(image_size=32, num_frames=6, flow_method="dis")
+        clip, input_spec(image_size=32, num_frames=6, flow_method="dis")
     )
     assert seq.shape == (6, 32, 32, 2) and seq.dtype == np.float32 and np.isfinite(seq).all()
-    stack = preprocess.aman_stack_input(clip, _spec(image_size=32, num_frames=5, factors=(1, 5)))
+    stack = preprocess.aman_stack_input(
+        clip, input_spec(image_size=32, num_frames=5, factors=(1, 5))
+    )
     assert stack.shape == (5, 2, 32, 32, 3) and stack.dtype == np.uint8
     # Factor 1 is the (TIM-resampled) frame itself; the first TIM frame is the onset.
     onset = preprocess.resize(clip.frames[clip.onset], 32).astype(int)
@@ -77,7 +77,7 @@ def test_sequence_and_stack_representations(clip):
 
 
 def test_evm_apex_representation_magnifies(clip):
-    spec = _spec(image_size=32, channels=3)
+    spec = input_spec(image_size=32, channels=3)
     out = preprocess.evm_apex_input(clip, spec)
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     spec.evm.alpha = 0.0
@@ -101,7 +101,7 @@ def test_aman_stack_with_a_learned_magnifier_checkpoint(clip, tmp_path):
     params = net.init(jax.random.key(0), x, x, jnp.ones((1,)))["params"]
     path = tmp_path / "magnifier.npz"
     magnifier.save_npz(path, params)
-    spec = _spec(image_size=16, num_frames=3, factors=(1, 4), magnifier_checkpoint=str(path))
+    spec = input_spec(image_size=16, num_frames=3, factors=(1, 4), magnifier_checkpoint=str(path))
     stack = preprocess.aman_stack_input(clip, spec)
     assert stack.shape == (3, 2, 16, 16, 3) and stack.dtype == np.uint8
     # The network applied directly to the TIM-resampled onset..offset frames gives the stack.
@@ -113,7 +113,9 @@ def test_aman_stack_with_a_learned_magnifier_checkpoint(clip, tmp_path):
     direct = np.asarray(magnifier.magnify_against_onset(loaded, frames, (1, 4), onset=0))[0]
     direct = np.clip(np.rint(np.moveaxis(direct, 0, 1) * 255.0), 0, 255)
     assert np.abs(stack.astype(int) - direct).max() <= 1
-    eulerian = preprocess.aman_stack_input(clip, _spec(image_size=16, num_frames=3, factors=(1, 4)))
+    eulerian = preprocess.aman_stack_input(
+        clip, input_spec(image_size=16, num_frames=3, factors=(1, 4))
+    )
     assert not np.array_equal(stack, eulerian)
 
 
@@ -124,8 +126,8 @@ def test_batched_views_equal_one_clip_at_a_time(clip):
     shifted = clip._replace(frames=np.roll(clip.frames, 2, axis=2), id="shifted")
     clips = [clip, short, shifted]
     cases = {
-        "aman_stack": _spec(image_size=16, num_frames=4, factors=(1, 6)),
-        "flow_sequence": _spec(image_size=16, num_frames=3, flow_method="tvl1_jax"),
+        "aman_stack": input_spec(image_size=16, num_frames=4, factors=(1, 6)),
+        "flow_sequence": input_spec(image_size=16, num_frames=3, flow_method="tvl1_jax"),
     }
     for name, spec in cases.items():
         batched = preprocess.compute_batch(name, clips, spec)

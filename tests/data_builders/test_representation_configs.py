@@ -20,6 +20,7 @@ from data_builders.smic import smic_dataset_builder as smic
 from data_builders.synthetic_me import synthetic_me_dataset_builder as synthetic
 from mer_jax import cli, data, magnifier, preprocess
 from mer_jax import config as config_lib
+from tests.conftest import input_spec
 from tests.data_builders import fixtures
 
 SIZE = fixtures.FRAME_SIZE  # Frames read at 16x16: the smallest a flow pyramid takes.
@@ -257,17 +258,10 @@ def test_synthetic_views_equal_preprocess_of_the_frames(synthetic_built):
     assert (strain >= 0).all()
 
 
-def _spec(**kw):
-    spec = config_lib.base().input
-    for k, v in kw.items():
-        spec[k] = v
-    return spec
-
-
 def test_load_reads_the_stored_view_and_names_ignored_keys(synthetic_built):
     data_dir, _, _ = synthetic_built
     lines = []
-    spec = _spec(image_size=32, channels=1)
+    spec = input_spec(image_size=32, channels=1)
     on_the_fly = data.load(
         "synthetic_me/tiny", spec, data_dir=str(data_dir), progress=False, log=lines.append
     )
@@ -295,7 +289,7 @@ def test_load_reads_the_stored_view_and_names_ignored_keys(synthetic_built):
 
 def test_pooled_views_and_frames(casme2_built):
     data_dir, _, _ = casme2_built
-    spec = _spec(image_size=SIZE, channels=1, label_scheme="megc2019_3class")
+    spec = input_spec(image_size=SIZE, channels=1, label_scheme="megc2019_3class")
     load = lambda name: data.load(name, spec, data_dir=str(data_dir), progress=False, log=print)
     parts = {
         name: load(name) for name in ("casme2/cropped_apex_16", "samm/raw_apex_16", "samm/raw_16")
