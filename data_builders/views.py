@@ -40,7 +40,8 @@ Flow: `flow_*` uses OpenCV's TV-L1 (one pair per clip, the paper's method);
 agreeing to a fraction of a pixel), which runs the 20 pairs of `BATCH_CLIPS`
 clips as one batched program on the accelerator (`with_inputs`; AMAN's stacks
 are batched the same way). EVM (`evm_apex_*`): `mer_jax/evm.py` with the band
-read as fractions of Nyquist (see `EVM`). AMAN's magnifier: Eulerian
+read as fractions of Nyquist (see `EVM`), `BATCH_CLIPS` clips per call, each
+filtered at its own length, only the apex frame reconstructed (`evm.magnify_frame`). AMAN's magnifier: Eulerian
 magnification against the onset unless the config names a learned-magnifier
 checkpoint (`with_magnifier`, or `mer-jax data build ... --magnifier-checkpoint
 W.npz`), which gives the config a `_learned_<sha256[:8]>` suffix. Every setting,

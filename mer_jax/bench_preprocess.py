@@ -10,6 +10,8 @@ are made of:
   farneback             OpenCV Farneback, onset->apex, clip by clip
   dis                   OpenCV DIS (medium preset), onset->apex, clip by clip
   evm_jax               mer_jax.evm.magnify (seed 001's settings), B clips per call
+  evm_apex_jax          mer_jax.evm.magnify_frame: the same EVM, only the apex frame
+                        (T // 2) kept, as seed 001's view is built, B clips per call
   evm_against_onset_jax mer_jax.evm.magnify_against_onset, AMAN's 11 frames x 9 factors
                         of B clips per call (the frames are the first 11 of each clip)
   tim                   mer_jax.tim.tim of B clips to 11 frames per call
@@ -106,6 +108,11 @@ def _evm(clips):
     return np.asarray(evm.magnify(jnp.asarray(clips), **EVM_SETTINGS))
 
 
+def _evm_apex(clips):
+    at = clips.shape[1] // 2
+    return np.asarray(evm.magnify_frame(jnp.asarray(clips), at, **EVM_SETTINGS))
+
+
 def _evm_against_onset(clips):
     frames = jnp.asarray(clips[:, :AMAN_FRAMES])
     return np.asarray(evm.magnify_against_onset(frames, AMAN_FACTORS, onset=0))
@@ -141,6 +148,7 @@ STEPS: dict[str, tuple[bool, str, Callable[[np.ndarray], np.ndarray]]] = {
     "farneback": (False, "OpenCV Farneback, onset->apex", _onset_apex_flow(flow.farneback_opencv)),
     "dis": (False, "OpenCV DIS (medium), onset->apex", _onset_apex_flow(flow.dis_opencv)),
     "evm_jax": (True, "EVM of the clip (mer_jax.evm.magnify, seed 001 settings)", _evm),
+    "evm_apex_jax": (True, "EVM, apex frame only (mer_jax.evm.magnify_frame)", _evm_apex),
     "evm_against_onset_jax": (
         True,
         f"AMAN Eulerian stack, {AMAN_FRAMES} frames x {len(AMAN_FACTORS)} factors",

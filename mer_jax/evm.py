@@ -277,6 +277,84 @@ def _magnify(x, temporal, *, gains, filter, coeffs, chrom_attenuation):
     return _from_planes(planes + delta)
 
 
+def _plan(
+    name,
+    shape,
+    alpha,
+    low,
+    high,
+    fps,
+    *,
+    filter,
+    levels,
+    lambda_c,
+    band_units,
+    two_sided,
+    butter_cutoff,
+    num_frames,
+):
+    """Checks `magnify`'s arguments; returns (per-level gains, ideal mask or None, IIR coeffs or None)."""
+    _, _, h, w, _ = shape
+    if filter not in FILTERS:
+        raise ValueError(f"{name}: filter={filter!r} is not one of {FILTERS}")
+    if band_units not in ("hz", "nyquist"):
+        raise ValueError(f"{name}: band_units={band_units!r} is not 'hz' or 'nyquist'")
+    if butter_cutoff not in ("reference", "exact"):
+        raise ValueError(f"{name}: butter_cutoff={butter_cutoff!r} is not 'reference' or 'exact'")
+    if alpha < 0:
+        raise ValueError(f"{name}: alpha={alpha} must be >= 0")
+    if not 0.0 <= low < high:
+        raise ValueError(f"{name}: band needs 0 <= low < high, got low={low}, high={high}")
+    if fps <= 0 and filter != "iir":
+        raise ValueError(f"{name}: fps={fps} must be > 0")
+    if num_frames < 2:
+        raise ValueError(f"{name}: clips need >= 2 frames, got T={num_frames}")
+    if lambda_c is not None and lambda_c <= 0:
+        raise ValueError(f"{name}: lambda_c={lambda_c} must be > 0 (or None)")
+    levels = max_pyramid_levels(h, w) if levels is None else levels
+    if not 1 <= levels <= max_pyramid_levels(h, w):
+        raise ValueError(
+            f"{name}: levels={levels}: {h}x{w} frames allow 1..{max_pyramid_levels(h, w)}"
+        )
+    gains = tuple(float(g) for g in level_gains(h, w, levels, alpha, lambda_c))
+    scale = fps / 2.0 if band_units == "nyquist" else 1.0
+    mask, coeffs = None, None
+    if filter == "ideal":
+        mask = ideal_mask(num_frames, low * scale, high * scale, fps, two_sided=two_sided)
+    elif filter == "butter":
+        norm = fps if butter_cutoff == "reference" else fps / 2.0
+        coeffs = tuple(
+            (float(b[0]), float(b[1]), float(a[1]))
+            for b, a in (butter1_lowpass(high * scale / norm), butter1_lowpass(low * scale / norm))
+        )
+    else:
+        if not 0.0 < low < high <= 1.0:
+            raise ValueError(f"{name}: iir needs 0 < r2=low < r1=high <= 1, got {low}, {high}")
+        coeffs = ((high, 0.0, high - 1.0), (low, 0.0, low - 1.0))
+    return gains, mask, coeffs
+
+
+def temporal_operator(mask, coeffs, num_frames: int) -> np.ndarray:
+    """The temporal band-pass as a (T, T) float64 matrix: filtered[t] = sum_s M[t, s] x[s].
+
+    Both filters are linear along time, so `ideal_bandpass` (with `mask`) or
+    `first_order_bandpass` (with `coeffs`) of a clip is M applied to its frames
+    (computed here in NumPy by filtering the identity).
+    """
+    eye = np.eye(num_frames)
+    if mask is not None:
+        return np.real(np.fft.ifft(np.asarray(mask)[:, None] * np.fft.fft(eye, axis=0), axis=0))
+    (hb0, hb1, ha1), (lb0, lb1, la1) = coeffs
+    out = np.zeros_like(eye)
+    lp_high = lp_low = prev = eye[0]
+    for t in range(1, num_frames):
+        x = eye[t]
+        lp_high = hb0 * x + hb1 * prev - ha1 * lp_high
+        lp_low = lb0 * x + lb1 * prev - la1 * lp_low
+        out[t], prev = lp_high - lp_low, x
+    return out
+
+
 def magnify(
     frames,
     alpha: float,
@@ -297,54 +375,109 @@ def magnify(
     `filter`: "ideal" (FFT band (low, high)), "butter" (first-order Butterworth
     lowpass(high) - lowpass(low)), "iir" (`high` = r1, `low` = r2, fps unused).
     `band_units`: "hz", or "nyquist" (low, high as fractions of fps / 2). All
-    clips share T: resample first (`mer_jax.tim`). alpha, band, fps and the
-    options are Python numbers (the filters are built in NumPy); the
-    computation is jitted. Returns float32 RGB in [0, 1], same shape.
+    clips share T: resample first (`mer_jax.tim`), or use `magnify_frame` for one
+    frame of clips of different lengths. alpha, band, fps and the options are
+    Python numbers (the filters are built in NumPy); the computation is jitted.
+    Returns float32 RGB in [0, 1], same shape.
     """
     x = _as_unit_float(frames, "magnify")
-    n, t, h, w, c = x.shape
-    if filter not in FILTERS:
-        raise ValueError(f"magnify: filter={filter!r} is not one of {FILTERS}")
-    if band_units not in ("hz", "nyquist"):
-        raise ValueError(f"magnify: band_units={band_units!r} is not 'hz' or 'nyquist'")
-    if butter_cutoff not in ("reference", "exact"):
-        raise ValueError(f"magnify: butter_cutoff={butter_cutoff!r} is not 'reference' or 'exact'")
-    if alpha < 0:
-        raise ValueError(f"magnify: alpha={alpha} must be >= 0")
-    if not 0.0 <= low < high:
-        raise ValueError(f"magnify: band needs 0 <= low < high, got low={low}, high={high}")
-    if fps <= 0 and filter != "iir":
-        raise ValueError(f"magnify: fps={fps} must be > 0")
-    if t < 2:
-        raise ValueError(f"magnify: clips need >= 2 frames, got T={t}")
-    if lambda_c is not None and lambda_c <= 0:
-        raise ValueError(f"magnify: lambda_c={lambda_c} must be > 0 (or None)")
-    levels = max_pyramid_levels(h, w) if levels is None else levels
-    if not 1 <= levels <= max_pyramid_levels(h, w):
-        raise ValueError(
-            f"magnify: levels={levels}: {h}x{w} frames allow 1..{max_pyramid_levels(h, w)}"
-        )
-    gains = tuple(float(g) for g in level_gains(h, w, levels, alpha, lambda_c))
-    scale = fps / 2.0 if band_units == "nyquist" else 1.0
-    temporal, coeffs = None, None
-    if filter == "ideal":
-        temporal = jnp.asarray(ideal_mask(t, low * scale, high * scale, fps, two_sided=two_sided))
-    elif filter == "butter":
-        norm = fps if butter_cutoff == "reference" else fps / 2.0
-        coeffs = tuple(
-            (float(b[0]), float(b[1]), float(a[1]))
-            for b, a in (butter1_lowpass(high * scale / norm), butter1_lowpass(low * scale / norm))
-        )
-    else:
-        if not 0.0 < low < high <= 1.0:
-            raise ValueError(f"magnify: iir needs 0 < r2=low < r1=high <= 1, got {low}, {high}")
-        coeffs = ((high, 0.0, high - 1.0), (low, 0.0, low - 1.0))
+    gains, mask, coeffs = _plan(
+        "magnify",
+        x.shape,
+        alpha,
+        low,
+        high,
+        fps,
+        filter=filter,
+        levels=levels,
+        lambda_c=lambda_c,
+        band_units=band_units,
+        two_sided=two_sided,
+        butter_cutoff=butter_cutoff,
+        num_frames=x.shape[1],
+    )
     return _magnify(
         x,
-        temporal,
+        None if mask is None else jnp.asarray(mask),
         gains=gains,
         filter=filter,
         coeffs=coeffs,
+        chrom_attenuation=float(chrom_attenuation),
+    )
+
+
+@partial(jax.jit, static_argnames=("gains", "chrom_attenuation"))
+def _magnify_frame(x, weights, at, *, gains, chrom_attenuation):
+    # Pyramid, band gains and reconstruction are linear per frame and the temporal filter is
+    # linear along time, so band-passing every coefficient and keeping frame `at` equals the
+    # pyramid of the one weighted sum of frames sum_s M[at, s] x_s.
+    mixed = _to_planes(jnp.einsum("nt,nt...->n...", weights, x, precision=_HIGHEST))
+    bands = build_lpyr(mixed, len(gains))
+    delta = recon_lpyr([g * b for g, b in zip(gains, bands)])
+    base = _to_planes(jnp.take_along_axis(x, at[:, None, None, None, None], axis=1)[:, 0])
+    return _from_planes(base + delta * _chroma_scale(x.shape[-1], chrom_attenuation, x.dtype))
+
+
+def magnify_frame(
+    frames,
+    at,
+    alpha: float,
+    low: float,
+    high: float,
+    fps: float,
+    *,
+    lengths=None,
+    filter: str = "ideal",
+    levels: int | None = None,
+    lambda_c: float | None = 80.0,
+    chrom_attenuation: float = 0.0,
+    band_units: str = "hz",
+    two_sided: bool = False,
+    butter_cutoff: str = "reference",
+):
+    """Frame `at[n]` of `magnify(frames[n:n+1, :lengths[n]], ...)` for every clip: (N, H, W, 3).
+
+    Clips of different lengths in one call: clip n's first `lengths[n]` frames
+    are its own (the rest is padding, never read), and its temporal filter is
+    built for its own length (`temporal_operator`), so each result equals
+    magnifying that clip alone and keeping one frame (seed 001 keeps the apex),
+    at the cost of one pyramid per clip instead of one per frame. The
+    arguments are `magnify`'s; `at`, `lengths`: ints or (N,) (default: T).
+    """
+    x = _as_unit_float(frames, "magnify_frame")
+    n, t = x.shape[:2]
+    lengths = np.broadcast_to(np.asarray(t if lengths is None else lengths, np.int64), (n,))
+    at = np.broadcast_to(np.asarray(at, np.int64), (n,))
+    for b in range(n):
+        if not 2 <= lengths[b] <= t:
+            raise ValueError(f"magnify_frame: lengths[{b}]={lengths[b]} outside [2, {t}]")
+        if not 0 <= at[b] < lengths[b]:
+            raise ValueError(f"magnify_frame: at[{b}]={at[b]} outside [0, {lengths[b]})")
+    weights, gains = np.zeros((n, t)), None
+    for length in np.unique(lengths):
+        gains, mask, coeffs = _plan(
+            "magnify_frame",
+            x.shape,
+            alpha,
+            low,
+            high,
+            fps,
+            filter=filter,
+            levels=levels,
+            lambda_c=lambda_c,
+            band_units=band_units,
+            two_sided=two_sided,
+            butter_cutoff=butter_cutoff,
+            num_frames=int(length),
+        )
+        operator = temporal_operator(mask, coeffs, int(length))
+        rows = np.flatnonzero(lengths == length)
+        weights[rows, :length] = operator[at[rows]]
+    return _magnify_frame(
+        x,
+        jnp.asarray(weights, x.dtype),
+        jnp.asarray(at, jnp.int32),
+        gains=gains,
         chrom_attenuation=float(chrom_attenuation),
     )
 

@@ -144,28 +144,43 @@ def flow_sequence_input(clip: Clip, spec: Mapping) -> np.ndarray:
     return flow_sequence_batch([clip], spec)[0]
 
 
-def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
-    """Seed 001: the clip Eulerian-magnified (Wu et al. 2012), then its apex frame, S x S x 3.
+EVM_PAD_FRAMES = 32  # clips of one batch are padded to a multiple of this many frames
 
-    The band is read as fractions of Nyquist (`mer_jax.evm`: seed 001's
-    0.1-0.4 Hz selects no FFT bin of a 30-70 frame clip). Clips are magnified at
-    their own length, so each distinct length compiles once (inputs are cached).
+
+def evm_apex_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
+    """Seed 001 for N clips, (N, S, S, 3) uint8: each clip Eulerian-magnified (Wu et al. 2012)
+    at its own length, then its apex frame.
+
+    The band is read as fractions of Nyquist (`mer_jax.evm`: seed 001's 0.1-0.4 Hz
+    selects no FFT bin of a 30-70 frame clip). One `evm.magnify_frame` call: clips
+    padded to a multiple of `EVM_PAD_FRAMES` frames, each filtered at its own length,
+    so a corpus compiles once per padded length rather than once per clip length.
     """
     e = spec["evm"]
-    apex = apex_index(clip, spec["apex"])
     size = spec["image_size"]
-    frames = np.stack([resize(f, size) for f in clip.frames])
-    out = evm.magnify(
-        frames[None],
+    lengths = [len(clip.frames) for clip in clips]
+    padded = -(-max(lengths) // EVM_PAD_FRAMES) * EVM_PAD_FRAMES
+    frames = np.zeros((len(clips), padded, size, size, 3), np.uint8)
+    for i, clip in enumerate(clips):
+        frames[i, : lengths[i]] = [to_channels(resize(f, size), 3) for f in clip.frames]
+    out = evm.magnify_frame(
+        frames,
+        [apex_index(clip, spec["apex"]) for clip in clips],
         e["alpha"],
         e["low"],
         e["high"],
         fps=e["fps"],
+        lengths=lengths,
         filter=e["filter"],
         lambda_c=e["lambda_c"],
         band_units="nyquist",
     )
-    return np.clip(np.rint(np.asarray(out[0, apex]) * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(np.asarray(out) * 255.0), 0, 255).astype(np.uint8)
+
+
+def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
+    """Seed 001: the clip Eulerian-magnified, then its apex frame, S x S x 3 (`evm_apex_batch`)."""
+    return evm_apex_batch([clip], spec)[0]
 
 
 def aman_stack_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
@@ -212,9 +227,13 @@ REPRESENTATIONS = {
 }
 
 # Representations with a batched form `(clips, spec) -> (N, ...)`: one accelerator call for
-# several clips (their inputs have a fixed length after TIM / interpolation). The others
-# depend on each clip's own length (EVM's temporal filter) or run in OpenCV.
-BATCHED = {"aman_stack": aman_stack_batch, "flow_sequence": flow_sequence_batch}
+# several clips (fixed length after TIM / interpolation, or padded with each clip's EVM
+# filter built at its own length). The others run in OpenCV, a clip at a time.
+BATCHED = {
+    "aman_stack": aman_stack_batch,
+    "evm_apex": evm_apex_batch,
+    "flow_sequence": flow_sequence_batch,
+}
 
 
 def compute_batch(representation: str, clips: Sequence[Clip], spec: Mapping) -> np.ndarray:

@@ -20,7 +20,7 @@ def test_every_step_reports_positive_throughput():
     result = bench_preprocess.run(clips=2, frames=11, size=16, batch=1)
     assert set(result) >= {"device", "clips", "frames", "size", "batch", "steps"}
     assert result["device"]["platform"] == "cpu"
-    wanted = {"tvl1_opencv", "tvl1_jax", "farneback", "dis", "evm_jax", "tim"}
+    wanted = {"tvl1_opencv", "tvl1_jax", "farneback", "dis", "evm_jax", "evm_apex_jax", "tim"}
     wanted |= {"apex_interframe_diff", "face_crop"}
     assert set(result["steps"]) == set(bench_preprocess.STEPS) >= wanted
     for name, r in result["steps"].items():

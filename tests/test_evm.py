@@ -352,6 +352,40 @@ def test_magnify_against_onset(clips):
         assert abs(gain / (1 + (a - 1) * kappa) - 1) < 0.1, (a, gain, kappa)
 
 
+@pytest.mark.parametrize(
+    "kind,low,high", [("ideal", 4.0, 11.0), ("butter", 0.5, 10.0), ("iir", 0.05, 0.4)]
+)
+def test_magnify_frame_of_clips_of_different_lengths_matches_reference(clips, kind, low, high):
+    """One padded batch, each clip filtered at its own length == the reference on that clip."""
+    alpha, fs, lambda_c, chrom = 10.0, 30.0, 4.0, 0.1
+    lengths, at = np.array([8, 6]), np.array([5, 3])
+    padded = np.concatenate([clips, np.ones_like(clips[:, :2])], axis=1)  # padding is never read
+    got = np.asarray(
+        evm.magnify_frame(
+            padded,
+            at,
+            alpha,
+            low,
+            high,
+            fs,
+            lengths=lengths,
+            filter=kind,
+            lambda_c=lambda_c,
+            chrom_attenuation=chrom,
+        )
+    )
+    assert got.shape == (2, 32, 32, 3)
+    for b in range(2):
+        clip = clips[b, : lengths[b]]
+        expected = _reference_magnify(clip, alpha, lambda_c, low, high, fs, chrom, kind)
+        np.testing.assert_allclose(got[b], expected[at[b]], atol=1e-4)
+        assert np.abs(got[b] - clip[at[b]]).max() > 0.1  # something was magnified
+    with pytest.raises(ValueError, match=r"at\[1\]=6 outside \[0, 6\)"):
+        evm.magnify_frame(padded, [0, 6], alpha, low, high, fs, lengths=lengths, filter=kind)
+    with pytest.raises(ValueError, match=r"lengths\[0\]=11"):
+        evm.magnify_frame(padded, 0, alpha, low, high, fs, lengths=[11, 6], filter=kind)
+
+
 def test_bad_input_errors(clips):
     with pytest.raises(ValueError, match="frames must be"):
         evm.magnify(clips[0], 10, 1, 5, 30)

@@ -121,13 +121,15 @@ def test_aman_stack_with_a_learned_magnifier_checkpoint(clip, tmp_path):
 
 def test_batched_views_equal_one_clip_at_a_time(clip):
     """Clips of different lengths: one batched call (TIM / interpolation to a fixed length,
-    then one magnification or one JAX TV-L1 program) == each clip alone."""
+    then one magnification or one JAX TV-L1 program; EVM padded, each clip filtered at its
+    own length) == each clip alone."""
     short = clip._replace(frames=clip.frames[: clip.offset - 2], offset=clip.offset - 3, id="short")
     shifted = clip._replace(frames=np.roll(clip.frames, 2, axis=2), id="shifted")
     clips = [clip, short, shifted]
     cases = {
         "aman_stack": input_spec(image_size=16, num_frames=4, factors=(1, 6)),
         "flow_sequence": input_spec(image_size=16, num_frames=3, flow_method="tvl1_jax"),
+        "evm_apex": input_spec(image_size=16, channels=3),
     }
     for name, spec in cases.items():
         batched = preprocess.compute_batch(name, clips, spec)
