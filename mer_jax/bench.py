@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax import config as config_lib
-from mer_jax import engine, layers, models, sweep
+from mer_jax import engine, layers, models
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRESETS = ("auto", "small", "paper")
@@ -398,7 +398,7 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
         "compile_s_by_strategy": {k: v["compile_s"] for k, v in by_strategy.items()},
         "flops_per_image": flops_per_image,
         "tflops": tflops,
-        "device": {**sweep.device_info(), "jax": jax.__version__},
+        "device": {**engine.device_info(), "jax": jax.__version__},
         "config": {
             "model": cfg.model,
             "ablation": cfg.ablation,

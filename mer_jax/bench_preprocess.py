@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax import apex, evm, face, flow, sweep, tim
+from mer_jax import apex, engine, evm, face, flow, tim
 
 AMAN_FRAMES, AMAN_FACTORS = 11, tuple(float(a) for a in range(1, 10))
 EVM_SETTINGS = dict(alpha=15.0, low=0.1, high=0.4, fps=200.0, lambda_c=16.0, band_units="nyquist")
@@ -226,7 +226,7 @@ def run(
         }
         log(f"{name}: {clips / best:.1f} clips/s ({1000.0 * best / clips:.2f} ms/clip)")
     return {
-        "device": sweep.device_info(),
+        "device": engine.device_info(),
         "clips": clips,
         "frames": frames,
         "size": size,

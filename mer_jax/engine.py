@@ -109,6 +109,16 @@ class Augment:
     prob: float = 0.5
 
 
+def device_info() -> dict:
+    """The accelerator this process trains on (results.json and `mer-jax bench` `device`)."""
+    devices = jax.devices()
+    return {
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "num_devices": len(devices),
+    }
+
+
 # ---------------------------------------------------------------------------
 # Epoch order: every training sample at least once per epoch, batches always full.
 # ---------------------------------------------------------------------------

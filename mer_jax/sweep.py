@@ -20,16 +20,6 @@ from mer_jax import data, engine, metrics, models, protocols, report
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def device_info() -> dict:
-    """The accelerator a sweep ran on (results.json `device`)."""
-    devices = jax.devices()
-    return {
-        "platform": devices[0].platform,
-        "device_kind": devices[0].device_kind,
-        "num_devices": len(devices),
-    }
-
-
 def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
     """Run the sweep `config` describes; write results.json, summary.md and plots into `workdir`."""
     start = time.perf_counter()
@@ -326,7 +316,7 @@ def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) ->
             "fold_groups": list(out.fold_groups),
             "layout": out.layout,
         },
-        "device": device_info(),
+        "device": engine.device_info(),
         "config": config_lib.flatten(config),
         "versions": {
             "mer_jax": mer_jax.__version__,

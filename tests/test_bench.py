@@ -264,3 +264,20 @@ def test_bad_arguments_name_themselves(argv, match):
     args = _args(argv)
     with pytest.raises(ValueError, match=match):
         bench.cmd_bench(args)
+
+
+def test_benchmarks_import_without_the_dataset_stack():
+    """GPU machines often lack tensorflow-datasets / grain: `mer-jax bench` and
+    `bench-preprocess` (and the CLI that dispatches them) must not need them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow_datasets', 'grain', 'array_record'):\n"
+        "    sys.modules[name] = None\n"  # any import of them raises ImportError
+        "from mer_jax import bench, bench_preprocess, cli, magnifier_train\n"
+        "assert cli.main(['bench', '--help']) == 0\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
