@@ -76,25 +76,40 @@ class MEConfig(tfds.core.BuilderConfig):
     frames; with a `view`, the model input computed from them is stored instead.
     `face_crop`: crop every frame to the face box found on the clip's onset frame
     (`mer_jax.face`, OpenCV's packaged Haar cascade) before resizing to S; a clip
-    whose onset frame shows no face stops the build with its sheet row."""
+    whose onset frame shows no face stops the build with its sheet row. `face_align`:
+    instead, align every frame by one transform from the onset frame's 68 landmarks
+    (`mer_jax.face.aligned_clip`; the `landmarks` extra), with the dlib shape predictor
+    `landmark_model` ('' = the extra's packaged model)."""
 
     release: str = "raw"
     image_size: int = 112
     frames: str = "onset_offset"
     view: views.View | None = None
     face_crop: bool = False
+    face_align: bool = False
+    landmark_model: str = ""
+
+
+FACE_NOTE = ", face cropped (Haar box of the onset frame)"
+ALIGN_NOTE = ", face aligned (eyes levelled by the onset frame's 68 landmarks)"
 
 
 def release_configs(
-    releases, sizes, *, named_release: bool = True, note: str = "", face_crop: bool = False
+    releases,
+    sizes,
+    *,
+    named_release: bool = True,
+    note: str = "",
+    face_crop: bool = False,
+    face_align: bool = False,
 ) -> list[MEConfig]:
-    """One config per release x frame size x frame mode, named '<release>[_face]_<size>[_all]'
-    ('_all': every frame of the clip folder, else onset..offset; '_face': `face_crop`).
-    `named_release=False` leaves the release out of the description (datasets that ship
-    one release)."""
+    """One config per release x frame size x frame mode, named
+    '<release>[_face|_aligned]_<size>[_all]' ('_all': every frame of the clip folder, else
+    onset..offset; '_face': `face_crop`, '_aligned': `face_align`). `named_release=False`
+    leaves the release out of the description (datasets that ship one release)."""
     out = []
-    face = "_face" if face_crop else ""
-    cropped = ", face cropped (Haar box of the onset frame)" if face_crop else ""
+    face = "_face" if face_crop else "_aligned" if face_align else ""
+    cropped = FACE_NOTE if face_crop else ALIGN_NOTE if face_align else ""
     for release in releases:
         for size in sizes:
             for frames in FRAME_MODES:
@@ -109,6 +124,7 @@ def release_configs(
                         image_size=size,
                         frames=frames,
                         face_crop=face_crop,
+                        face_align=face_align,
                     )
                 )
     return out
@@ -334,26 +350,38 @@ def load_frames(paths: Sequence[Path], size: int | None, at: str) -> np.ndarray:
     return out
 
 
-def face_cropped_frames(plan: Plan, size: int) -> np.ndarray:
+def face_cropped_frames(
+    plan: Plan, size: int, *, align: bool = False, landmark_model: str = ""
+) -> np.ndarray:
     """(T, size, size, 3): every frame cut to the one face box of the onset frame (Sec. 3 of
-    seeds 000-002: faces cropped before resizing), `mer_jax.face`."""
+    seeds 000-002: faces cropped before resizing), or with `align` warped by the one
+    transform that levels the onset frame's eyes (68 landmarks), `mer_jax.face`."""
     from mer_jax import face  # Imported here: frames-only configs need no cascade.
 
     frames = load_frames(plan.paths, None, plan.record.at)
+    at = plan.record.at
     try:
-        box = face.crop_box(frames[plan.onset], clip=plan.record.at)
+        if align:
+            return face.aligned_clip(
+                frames, plan.onset, size, model=landmark_model or None, clip=at
+            )
+        box = face.crop_box(frames[plan.onset], clip=at)
     except face.FaceNotFoundError as e:
         raise AnnotationError(f"{e} (file {plan.paths[plan.onset]})") from None
-    return face.crop_clip(frames, box, size, clip=plan.record.at)
+    return face.crop_clip(frames, box, size, clip=at)
 
 
-def example(plan: Plan, size: int, face_crop: bool = False) -> dict:
+def example(plan: Plan, config: MEConfig) -> dict:
     record = plan.record
+    size = config.image_size
     sheet = lambda n: -1 if n is None else n
+    face = config.face_crop or config.face_align
     return {
         "frames": (
-            face_cropped_frames(plan, size)
-            if face_crop
+            face_cropped_frames(
+                plan, size, align=config.face_align, landmark_model=config.landmark_model
+            )
+            if face
             else load_frames(plan.paths, size, record.at)
         ),
         "dataset": record.dataset,
@@ -691,8 +719,48 @@ def check_config(
             f"{builder} config {config.name!r}: image_size {config.image_size!r} is not a "
             "positive int"
         )
+    if config.face_crop and config.face_align:
+        raise ValueError(
+            f"{builder} config {config.name!r}: face_crop and face_align exclude each other"
+        )
+    if config.landmark_model and not config.face_align:
+        raise ValueError(
+            f"{builder} config {config.name!r}: landmark_model is only read with face_align"
+        )
     if config.view is not None:
         config.view.check(f"{builder} config {config.name!r}", has_apex=has_apex)
+
+
+def landmark_model_info(config: MEConfig) -> dict:
+    """The landmark model an aligned config uses ({} when not aligned): path and sha256."""
+    if not config.face_align:
+        return {}
+    from mer_jax import face
+
+    try:
+        path = face.landmark_model_path(config.landmark_model or None)
+    except ImportError as e:  # the build itself stops with this message
+        return {"landmark_model": f"unavailable: {e}"}
+    return {"landmark_model": path, "landmark_model_sha256": views.file_sha256(path)}
+
+
+def with_landmark_model(config: MEConfig, model: str) -> MEConfig:
+    """An aligned config (`face_align`) using the dlib 68-point shape predictor `model`:
+    named `<name>_lm_<sha256[:8]>`, its description naming the file."""
+    if not getattr(config, "face_align", False):
+        raise ValueError(
+            f"config {config.name!r}: --landmark-model applies to aligned configs only"
+        )
+    path = os.path.abspath(os.fspath(model))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"landmark model {path} not found")
+    sha = views.file_sha256(path)
+    return dataclasses.replace(
+        config,
+        name=f"{config.name}_lm_{sha[:8]}",
+        landmark_model=path,
+        description=f"{config.description or ''} Landmarks: {os.path.basename(path)}.",
+    )
 
 
 class MEBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -718,6 +786,8 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 "mode": config.frames,
                 "size": config.image_size,
                 "face_crop": config.face_crop,
+                "face_align": config.face_align,
+                **landmark_model_info(config),
             }
             metadata = views.metadata_dict(config.view, frames)
         return self.dataset_info_from_configs(
@@ -741,9 +811,7 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self, plans: Sequence[Plan]):
         config = self.builder_config
-        examples = (
-            (plan.record.clip, example(plan, config.image_size, config.face_crop)) for plan in plans
-        )
+        examples = ((plan.record.clip, example(plan, config)) for plan in plans)
         if config.view is None:
             yield from examples
         else:  # The frames config's examples, mapped to its view a batch of clips at a time.

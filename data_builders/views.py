@@ -363,9 +363,9 @@ def with_magnifier(config, checkpoint: str):
     )
 
 
-def builder_with_magnifier(name: str, checkpoint: str, data_dir: str | None = None):
-    """The builder of view config `name` ('casme2/cropped_aman_11x9') with the learned
-    magnifier `checkpoint` (`with_magnifier`), to build into `data_dir`."""
+def builder_with(name: str, changes, data_dir: str | None = None):
+    """The builder of config `name` ('casme2/cropped_aman_11x9') with each of `changes`
+    (config -> config, e.g. `with_magnifier`) applied in turn, to build into `data_dir`."""
     import data_builders
 
     dataset, _, config_name = name.partition("/")
@@ -373,7 +373,15 @@ def builder_with_magnifier(name: str, checkpoint: str, data_dir: str | None = No
     configs = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
     if config_name not in configs:
         raise KeyError(f"{dataset} has no config {config_name!r}; its configs: {sorted(configs)}")
-    return builder_cls(config=with_magnifier(configs[config_name], checkpoint), data_dir=data_dir)
+    config = configs[config_name]
+    for change in changes:
+        config = change(config)
+    return builder_cls(config=config, data_dir=data_dir)
+
+
+def builder_with_magnifier(name: str, checkpoint: str, data_dir: str | None = None):
+    """The builder of view config `name` with the learned magnifier `checkpoint`."""
+    return builder_with(name, [lambda c: with_magnifier(c, checkpoint)], data_dir)
 
 
 def metadata_dict(view: View, frames: Mapping) -> tfds.core.MetadataDict:

@@ -106,10 +106,15 @@ def cmd_data_build(args) -> int:
     import data_builders
 
     data_builders.import_builder(args.name)
-    if args.magnifier_checkpoint:  # an AMAN view config, with the learned magnifier
-        from data_builders import views
+    if args.magnifier_checkpoint or args.landmark_model:
+        from data_builders import me_common, views
 
-        builder = views.builder_with_magnifier(args.name, args.magnifier_checkpoint, args.data_dir)
+        changes = []
+        if args.landmark_model:  # an aligned config, with the user's landmark model
+            changes.append(lambda c: me_common.with_landmark_model(c, args.landmark_model))
+        if args.magnifier_checkpoint:  # an AMAN view config, with the learned magnifier
+            changes.append(lambda c: views.with_magnifier(c, args.magnifier_checkpoint))
+        builder = views.builder_with(args.name, changes, args.data_dir)
     else:
         builder = tfds.builder(args.name, data_dir=args.data_dir)
     if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) and not args.manual_dir:
@@ -122,7 +127,7 @@ def cmd_data_build(args) -> int:
     builder.download_and_prepare(file_format="array_record", download_config=config)
     splits = {k: v.num_examples for k, v in builder.info.splits.items()}
     name = args.name
-    if args.magnifier_checkpoint:
+    if args.magnifier_checkpoint or args.landmark_model:
         name = f"{builder.name}/{builder.builder_config.name}"
     print(f"built {name} in {builder.data_dir}: {splits}")
     return 0
@@ -171,6 +176,12 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="AMAN views (aman_*): a learned-magnifier .npz instead of Eulerian magnification",
     )
+    p.add_argument(
+        "--landmark-model",
+        default=None,
+        help="aligned configs (*_aligned_*): a dlib 68-point shape predictor file instead of "
+        "the one the `landmarks` extra packages",
+    )
     p.set_defaults(fn=cmd_data_build)
     describe.add_parser(data)
     return parser
@@ -180,7 +191,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
+    except (FileNotFoundError, ImportError, KeyError, ValueError, TypeError) as err:
         print(f"mer-jax: error: {err}", file=sys.stderr)
         return 2
 

@@ -7,9 +7,16 @@ not jitter and the motion between frames is the face's own.
 
 Boxes are `Box(x, y, size)`: a square of `size` pixels whose top-left corner is
 column x, row y, always inside the image.
+
+Optional alignment (the `landmarks` extra: dlib and its packaged 68-point model):
+68 landmarks on the onset frame's face (`landmarks`), one similarity transform that
+levels the eyes and fixes their distance and height (`eye_alignment`), applied to
+every frame (`align_clip`; `aligned_clip` does all three).
 """
 
 import functools
+import math
+import os
 from typing import NamedTuple
 
 import cv2
@@ -113,3 +120,149 @@ def crop_clip(frames: np.ndarray, box: Box, size: int, *, clip: str = "?") -> np
     interp = cv2.INTER_AREA if size < side else cv2.INTER_LINEAR
     out = [cv2.resize(np.ascontiguousarray(c), (size, size), interpolation=interp) for c in crops]
     return np.stack(out).reshape(len(frames), size, size, *frames.shape[3:])
+
+
+# ---------------------------------------------------------------- 68-landmark alignment (extra)
+
+LANDMARKS_EXTRA = "pip install 'mer-jax[landmarks]'"
+NUM_LANDMARKS = 68
+LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)  # iBUG 300-W scheme, 0-based, image left/right
+
+
+def _dlib():
+    try:
+        import dlib
+    except ImportError:
+        raise ImportError(
+            f"68-landmark alignment needs dlib: {LANDMARKS_EXTRA} (dlib-bin and "
+            "face_recognition_models; that landmark model is for non-commercial use)"
+        ) from None
+    return dlib
+
+
+def landmark_model_path(model: str | None = None) -> str:
+    """The dlib 68-point shape predictor file: `model` if given (a user's own, e.g. dlib's
+    shape_predictor_68_face_landmarks.dat), else the one the `landmarks` extra packages
+    (face_recognition_models, trained on iBUG 300-W: non-commercial use only)."""
+    if model:
+        path = os.path.abspath(os.fspath(model))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"landmark model {path} not found")
+        return path
+    try:
+        import face_recognition_models
+    except ImportError:
+        raise ImportError(
+            f"no landmark model given and face_recognition_models is not installed: "
+            f"{LANDMARKS_EXTRA}, or pass a dlib 68-point shape predictor file"
+        ) from None
+    return face_recognition_models.pose_predictor_model_location()
+
+
+@functools.cache
+def _shape_predictor(path: str):
+    try:
+        return _dlib().shape_predictor(path)
+    except RuntimeError as e:
+        raise ValueError(f"landmark model {path}: not a dlib shape predictor ({e})") from None
+
+
+def landmarks(image: np.ndarray, face, *, model: str | None = None, clip: str = "?") -> np.ndarray:
+    """68 facial landmarks (x, y) in pixels, (68, 2) float64, inside a face box (x, y, w, h)
+    (`detect_faces`), by dlib's shape predictor (Kazemi and Sullivan 2014)."""
+    path = landmark_model_path(model)
+    predictor = _shape_predictor(path)
+    x, y, w, h = (int(v) for v in face)
+    grey = np.ascontiguousarray(_grey(image, clip))
+    shape = predictor(grey, _dlib().rectangle(x, y, x + w - 1, y + h - 1))
+    if shape.num_parts != NUM_LANDMARKS:
+        raise ValueError(
+            f"clip {clip}: landmark model {path} gives {shape.num_parts} points; alignment "
+            f"needs the {NUM_LANDMARKS}-point iBUG 300-W scheme"
+        )
+    return np.array([[shape.part(k).x, shape.part(k).y] for k in range(NUM_LANDMARKS)], float)
+
+
+def eye_alignment(
+    points: np.ndarray,
+    size: int,
+    *,
+    eye_distance: float = 0.35,
+    eye_row: float = 0.38,
+    clip: str = "?",
+) -> np.ndarray:
+    """The similarity transform (2, 3) taking a frame to an S x S face whose eye centres
+    (means of landmarks 36-41 and 42-47) are level on row `eye_row` S, `eye_distance` S
+    apart and centred left-right: rotation, one scale and a shift, so the face is not
+    sheared and the motion between frames keeps its shape."""
+    points = np.asarray(points, float)
+    if points.shape != (NUM_LANDMARKS, 2):
+        raise ValueError(f"clip {clip}: expected (68, 2) landmarks, got {points.shape}")
+    if not (0 < eye_distance < 1 and 0 < eye_row < 1):
+        raise ValueError(f"clip {clip}: eye_distance and eye_row must lie in (0, 1)")
+    left, right = points[LEFT_EYE].mean(0), points[RIGHT_EYE].mean(0)
+    dx, dy = right - left
+    distance = math.hypot(dx, dy)
+    if distance < 1.0:
+        raise ValueError(f"clip {clip}: eye centres {left} and {right} are < 1 px apart")
+    scale = eye_distance * size / distance
+    cos, sin = dx / distance, dy / distance
+    rotate = scale * np.array([[cos, sin], [-sin, cos]])  # undoes the eye line's angle
+    shift = np.array([size / 2.0, eye_row * size]) - rotate @ ((left + right) / 2.0)
+    return np.hstack([rotate, shift[:, None]])
+
+
+def align_clip(frames: np.ndarray, matrix: np.ndarray, size: int, *, clip: str = "?") -> np.ndarray:
+    """Apply one (2, 3) transform to every frame of a (T, H, W[, C]) clip -> (T, size, size[, C]).
+
+    Bilinear warp with replicated edges; when the transform shrinks, the frames are
+    first area-resized by its scale (as `crop_clip`), so fine texture does not alias.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim not in (3, 4):
+        raise ValueError(f"clip {clip}: expected (T, H, W[, C]) frames, got {frames.shape}")
+    if size <= 0:
+        raise ValueError(f"clip {clip}: size must be > 0, got {size}")
+    matrix = np.asarray(matrix, float)
+    height, width = frames.shape[1:3]
+    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    if scale < 1.0:  # area-resize first; pixel centres map as p = d (q + 1/2) - 1/2
+        small = (max(1, round(width * scale)), max(1, round(height * scale)))
+        d = np.array([width / small[0], height / small[1]])
+        shift = matrix[:, 2] + matrix[:, :2] @ (0.5 * (d - 1.0))
+        matrix = np.hstack([matrix[:, :2] * d[None, :], shift[:, None]])
+    out = []
+    for frame in frames:
+        frame = np.ascontiguousarray(frame)
+        if scale < 1.0:
+            frame = cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
+        out.append(
+            cv2.warpAffine(
+                frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+        )
+    return np.stack(out).reshape(len(frames), size, size, *frames.shape[3:])
+
+
+def aligned_clip(
+    frames: np.ndarray,
+    onset: int,
+    size: int,
+    *,
+    model: str | None = None,
+    eye_distance: float = 0.35,
+    eye_row: float = 0.38,
+    clip: str = "?",
+    **detect,
+) -> np.ndarray:
+    """Every frame of a (T, H, W[, C]) clip aligned by one transform from its onset frame:
+    the largest Haar face there, its 68 landmarks, the eye alignment (`eye_alignment`)."""
+    onset_frame = np.asarray(frames)[onset]
+    faces = detect_faces(onset_frame, clip=clip, **detect)
+    if len(faces) == 0:
+        raise FaceNotFoundError(
+            f"clip {clip}: no face found on the onset frame ({np.shape(onset_frame)}) to align"
+        )
+    points = landmarks(onset_frame, faces[0], model=model, clip=clip)
+    matrix = eye_alignment(points, size, eye_distance=eye_distance, eye_row=eye_row, clip=clip)
+    return align_clip(frames, matrix, size, clip=clip)

@@ -36,7 +36,8 @@ class Builder(me_common.MEBuilder):
     pkg_dir_path = epath.Path(__file__).parent
     RELEASES = tuple(RELEASE_DIRS)
     # SAMM ships whole frames only (960x650, the face in the middle): 'raw_face_*' crop
-    # them to the face first, as the seeds do; 'raw_*' keep the whole frame.
+    # them to the face first, as the seeds do; 'raw_aligned_*' also level the eyes by the
+    # onset frame's 68 landmarks (the `landmarks` extra); 'raw_*' keep the whole frame.
     BUILDER_CONFIGS = (
         me_common.release_configs(
             ("raw",), SIZES, named_release=False, note=" (grey replicated to RGB)"
@@ -58,6 +59,20 @@ class Builder(me_common.MEBuilder):
                 description="face cropped (Haar box of the onset frame), ",
             ),
             "raw_face",
+            views.SEED_VIEWS,
+            note=" (grey replicated to RGB)",
+        )
+        + me_common.release_configs(
+            ("raw",), SIZES, named_release=False, note=" (grey replicated to RGB)", face_align=True
+        )
+        + me_common.view_configs(
+            me_common.MEConfig(
+                name="raw_aligned",
+                release="raw",
+                face_align=True,
+                description=me_common.ALIGN_NOTE[2:] + ", ",
+            ),
+            "raw_aligned",
             views.SEED_VIEWS,
             note=" (grey replicated to RGB)",
         )

@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 import tensorflow_datasets as tfds
 
-from data_builders import me_common
+from data_builders import me_common, views
 from data_builders.casme import casme_dataset_builder as casme
 from data_builders.casme2 import casme2_dataset_builder as casme2
 from data_builders.samm import samm_dataset_builder as samm
@@ -400,6 +400,45 @@ def test_samm_face_crop_uses_one_onset_box_for_every_frame(tmp_path, grace_hoppe
     moved = np.abs(ex["frames"][-1].astype(int) - ex["frames"][0].astype(int)).mean()
     assert moved > 5
     assert tuple(ex["frames"].shape) == (7, size, size, 3)
+
+
+def test_samm_aligned_frames_use_one_onset_transform_and_the_named_landmark_model(
+    tmp_path, grace_hopper, landmark_model, capsys
+):
+    """'raw_aligned_*': the onset frame's Haar face, its 68 landmarks (a model the tests
+    trained), one eye-levelling transform for every frame; `--landmark-model` names it."""
+    from mer_jax import cli, face
+
+    row = fixtures.samm_rows()[4]  # 011_5_1: onset 410, frames 410..416
+    files = fixtures.write_samm(tmp_path / "in", [row])["samm/011/011_5_1"]
+    portrait = cv2.cvtColor(grace_hopper, cv2.COLOR_RGB2GRAY)
+    for n, path in files.items():
+        cv2.imwrite(str(path), np.roll(portrait, 3 * (n - row.first), axis=1))
+    size = 32
+    names = {c.name for c in samm.Builder.BUILDER_CONFIGS}
+    assert {"raw_aligned_112", "raw_aligned_224_all", "raw_aligned_flow_28"} <= names
+    config = _config(release="raw", image_size=size, face_align=True)
+    config = me_common.with_landmark_model(config, landmark_model)
+    assert config.name.endswith("_lm_" + views.file_sha256(landmark_model)[:8])
+    (ex,) = _build(samm.Builder, tmp_path / "in", tmp_path / "data", config)
+    decoded = np.stack([cv2.imread(str(files[n]))[..., ::-1] for n in sorted(files)])
+    want = face.aligned_clip(decoded, 0, size, model=landmark_model)
+    np.testing.assert_array_equal(ex["frames"], want)
+    assert np.abs(ex["frames"][-1].astype(int) - ex["frames"][0]).mean() > 3  # face moves
+    # A view config records the model it aligned with (path and sha256) in its metadata.
+    named = views.builder_with(
+        "samm/raw_aligned_apex_224",
+        [lambda c: me_common.with_landmark_model(c, landmark_model)],
+        str(tmp_path / "data"),
+    )
+    recorded = named.info.metadata["frames"]
+    assert recorded["face_align"] and recorded["landmark_model"] == landmark_model
+    assert recorded["landmark_model_sha256"] == views.file_sha256(landmark_model)
+    # The flag only fits aligned configs; a crop config says so before building anything.
+    argv = ["data", "build", "samm/raw_face_112", "--landmark-model", landmark_model]
+    argv += ["--data-dir", str(tmp_path / "x"), "--manual-dir", str(tmp_path / "in")]
+    assert cli.main(argv) == 2
+    assert "--landmark-model applies to aligned configs only" in capsys.readouterr().err
 
 
 def test_samm_face_crop_names_the_row_of_a_clip_without_a_face(tmp_path):

@@ -171,6 +171,7 @@ def test_casme2_views_equal_preprocess_of_the_frames_config(casme2_built, repres
         "mode": "onset_offset",
         "size": SIZE,
         "face_crop": False,
+        "face_align": False,
     }
 
 
