@@ -55,12 +55,14 @@ def _take(tree, f):
 
 
 def test_fold_parallel_matches_one_fold_at_a_time():
-    """vmap over all folds (steps in lax.scan) == each fold trained alone by its own call."""
+    """vmap over all folds (steps in lax.scan) == a fold trained alone by its own call: the
+    first and the last of 4 (the program is the same for every fold, only data differ)."""
     model, tx, schedule, aug, data, folds, table = _setup()
     together = engine.train_folds(
         model, tx, schedule, aug, data, folds, strategy="vmap", step_loop="scan"
     )
-    for f in range(table.num_folds):
+    assert table.num_folds == 4
+    for f in (0, table.num_folds - 1):
         alone = engine.train_folds(
             model, tx, schedule, aug, data, _take(folds, f), strategy="vmap", step_loop="python"
         )

@@ -31,8 +31,8 @@ def test_catalogue_lists_both_ablations():
 def test_shapes_and_attention_maps(attention):
     model = micro_attention.Model(num_classes=3, width=8, attention=attention)
     x = jnp.ones((2, 64, 64, 1))
-    variables = model.init(jax.random.key(0), x)
-    logits, out = model.apply(variables, x)
+    variables = jax.jit(model.init)(jax.random.key(0), x)  # one program, not op by op
+    logits, out = jax.jit(model.apply)(variables, x)
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32
     assert out["pre_logits"].shape == (2, 64)
     maps = sorted(k for k in out if k.startswith("attention"))
