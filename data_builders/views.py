@@ -379,11 +379,6 @@ def builder_with(name: str, changes, data_dir: str | None = None):
     return builder_cls(config=config, data_dir=data_dir)
 
 
-def builder_with_magnifier(name: str, checkpoint: str, data_dir: str | None = None):
-    """The builder of view config `name` with the learned magnifier `checkpoint`."""
-    return builder_with(name, [lambda c: with_magnifier(c, checkpoint)], data_dir)
-
-
 def metadata_dict(view: View, frames: Mapping) -> tfds.core.MetadataDict:
     """`info.metadata` of a view config: the view's settings and how its frames were read."""
     return tfds.core.MetadataDict(view=view.metadata(), frames=dict(frames))

@@ -226,7 +226,8 @@ def test_aman_view_records_the_learned_magnifier(tmp_path):
     with pytest.raises(ValueError, match="AMAN views"):
         views.with_magnifier(_view_config(base, VIEWS["flow"]), str(checkpoint))
     # The named config, as `mer-jax data build samm/raw_aman_11x9 --magnifier-checkpoint` takes it.
-    named = views.builder_with_magnifier("samm/raw_aman_11x9", str(checkpoint), str(tmp_path))
+    learned = lambda c: views.with_magnifier(c, str(checkpoint))
+    named = views.builder_with("samm/raw_aman_11x9", [learned], str(tmp_path))
     assert named.builder_config.name == f"raw_aman_11x9_learned_{sha[:8]}"
     assert named.info.metadata["view"]["magnifier_sha256"] == sha
     argv = ["data", "build", "samm/raw_flow_28", "--magnifier-checkpoint", str(checkpoint)]
