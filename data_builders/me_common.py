@@ -75,10 +75,10 @@ class MEConfig(tfds.core.BuilderConfig):
     """Which unpacked release to read, the frame size S frames are read at, and which
     frames; with a `view`, the model input computed from them is stored instead.
     `face_crop`: crop every frame to the face box found on the clip's onset frame
-    (`mer_jax.face`, OpenCV's packaged Haar cascade) before resizing to S; a clip
+    (`mer_jax.preprocess.face`, OpenCV's packaged Haar cascade) before resizing to S; a clip
     whose onset frame shows no face stops the build with its sheet row. `face_align`:
     instead, align every frame by one transform from the onset frame's 68 landmarks
-    (`mer_jax.face.aligned_clip`; the `landmarks` extra), with the dlib shape predictor
+    (`mer_jax.preprocess.face.aligned_clip`; the `landmarks` extra), with the dlib shape predictor
     `landmark_model` ('' = the extra's packaged model)."""
 
     release: str = "raw"
@@ -355,7 +355,7 @@ def face_cropped_frames(
 ) -> np.ndarray:
     """(T, size, size, 3): every frame cut to the one face box of the onset frame (Sec. 3 of
     seeds 000-002: faces cropped before resizing), or with `align` warped by the one
-    transform that levels the onset frame's eyes (68 landmarks), `mer_jax.face`."""
+    transform that levels the onset frame's eyes (68 landmarks), `mer_jax.preprocess.face`."""
     from mer_jax import face  # Imported here: frames-only configs need no cascade.
 
     frames = load_frames(plan.paths, None, plan.record.at)
@@ -735,7 +735,7 @@ def landmark_model_info(config: MEConfig) -> dict:
     """The landmark model an aligned config uses ({} when not aligned): path and sha256."""
     if not config.face_align:
         return {}
-    from mer_jax import face
+    from mer_jax.preprocess import face
 
     try:
         path = face.landmark_model_path(config.landmark_model or None)

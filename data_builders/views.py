@@ -1,6 +1,6 @@
 """Model-input views stored as builder configs: each clip's input computed once, at build time.
 
-Each seed feeds its network its own view of a clip (`mer_jax/preprocess.py`
+Each seed feeds its network its own view of a clip (`mer_jax/preprocess/representations.py`
 computes it). A view config of a micro-expression builder stores that view in
 an `input` feature (a Tensor of fixed shape and dtype) instead of `frames`,
 beside the same metadata (subject, clip, emotion or label, onset/apex/offset,
@@ -36,10 +36,10 @@ does not say; the mid-clip frame, as seed 000), `interframe_diff` for `flow_*`
 (seed 002). The AMAN and STANet views use onset..offset and no apex.
 
 Flow: `flow_*` uses OpenCV's TV-L1 (one pair per clip, the paper's method);
-`flowseq_*` uses the JAX TV-L1 (`mer_jax/flow.py`, same algorithm and defaults,
+`flowseq_*` uses the JAX TV-L1 (`mer_jax/preprocess/flow.py`, same algorithm and defaults,
 agreeing to a fraction of a pixel), which runs the 20 pairs of `BATCH_CLIPS`
 clips as one batched program on the accelerator (`with_inputs`; AMAN's stacks
-are batched the same way). EVM (`evm_apex_*`): `mer_jax/evm.py` with the band
+are batched the same way). EVM (`evm_apex_*`): `mer_jax/preprocess/evm.py` with the band
 read as fractions of Nyquist (see `EVM`), `BATCH_CLIPS` clips per call, each
 filtered at its own length, only the apex frame reconstructed (`evm.magnify_frame`). AMAN's magnifier: Eulerian
 magnification against the onset unless the config names a learned-magnifier
@@ -52,7 +52,7 @@ loads the stored input as it is; the sweep's view keys (`input.image_size`,
 named in a log line.
 
 The view is computed per clip with the very functions a sweep's on-the-fly path
-uses (`mer_jax.preprocess.REPRESENTATIONS`), from frames read exactly as the
+uses (`mer_jax.preprocess.representations.REPRESENTATIONS`), from frames read exactly as the
 frames config reads them; `mer_jax.data` loads the stored `input` directly.
 """
 
@@ -75,7 +75,7 @@ _READS_APEX = ("apex", "evm_apex", "flow")
 
 @dataclasses.dataclass(frozen=True)
 class EVM:
-    """Eulerian magnification of seed 001 (`mer_jax.evm.magnify`, the `input.evm` keys):
+    """Eulerian magnification of seed 001 (`mer_jax.preprocess.evm.magnify`, the `input.evm` keys):
     alpha 15 in the 0.1-0.4 band read as fractions of Nyquist (seed 001's "0.1-0.4 Hz"
     selects no FFT bin of a 30-70 frame clip), ideal filter, lambda_c 16."""
 
@@ -201,7 +201,7 @@ class View:
 
     def check(self, where: str, *, has_apex: bool = True) -> None:
         """ValueError naming `where` (the builder config) and the field for a bad setting."""
-        from mer_jax import flow, preprocess
+        from mer_jax.preprocess import flow, representations
 
         bad = None
         if self.representation not in REPRESENTATIONS:
@@ -212,8 +212,8 @@ class View:
             not isinstance(self.read_size, int) or self.read_size < 1
         ):
             bad = f"read_size {self.read_size!r} is not a positive int"
-        elif self.apex not in preprocess.APEX_RULES:
-            bad = f"apex {self.apex!r} not one of {preprocess.APEX_RULES}"
+        elif self.apex not in representations.APEX_RULES:
+            bad = f"apex {self.apex!r} not one of {representations.APEX_RULES}"
         elif not has_apex and self.apex == "ground_truth" and self.representation in _READS_APEX:
             bad = "apex 'ground_truth', but this dataset has no apex annotation (use 'mid_clip' or 'interframe_diff')"
         elif self.flow_method not in flow.METHODS:
@@ -232,19 +232,19 @@ class View:
             raise ValueError(f"{where}: view {self.name!r}: {bad}")
 
     def compute(self, frames: np.ndarray, onset: int, apex: int, offset: int, clip: str):
-        """This view of one clip: `preprocess.REPRESENTATIONS[representation]`, shape-checked."""
+        """This view of one clip: `representations.REPRESENTATIONS[representation]`, shape-checked."""
         return self.compute_many([(frames, onset, apex, offset, clip)])[0]
 
     def compute_many(self, clips: Sequence[tuple]) -> np.ndarray:
         """This view of several clips `(frames, onset, apex, offset, clip id)`, (N, ...):
-        one batched call where the representation has one (`preprocess.BATCHED`)."""
-        from mer_jax import preprocess
+        one batched call where the representation has one (`representations.BATCHED`)."""
+        from mer_jax.preprocess import representations
 
         batch = [
-            preprocess.Clip(frames, int(onset), int(apex), int(offset), clip)
+            representations.Clip(frames, int(onset), int(apex), int(offset), clip)
             for frames, onset, apex, offset, clip in clips
         ]
-        x = np.asarray(preprocess.compute_batch(self.representation, batch, self.spec()))
+        x = np.asarray(representations.compute_batch(self.representation, batch, self.spec()))
         if x.shape[1:] != self.shape or x.dtype != self.dtype:
             names = ", ".join(c.id for c in batch)
             raise ValueError(
@@ -343,7 +343,7 @@ def file_sha256(path: str) -> str:
 
 def with_magnifier(config, checkpoint: str):
     """`config` (an AMAN view config) using the learned magnifier `checkpoint` (.npz, see
-    `mer_jax.magnifier`): named `<name>_learned_<sha256[:8]>`, its description and
+    `mer_jax.magnifier.model`): named `<name>_learned_<sha256[:8]>`, its description and
     metadata recording the checkpoint's path and sha256."""
     view = getattr(config, "view", None)
     if view is None or view.representation != "aman_stack":

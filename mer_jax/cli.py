@@ -12,7 +12,10 @@ import os
 import pathlib
 import sys
 
-from mer_jax import bench, bench_preprocess, describe, magnifier_train
+from mer_jax.data import describe
+from mer_jax.engine import bench
+from mer_jax.magnifier import train as magnifier_train
+from mer_jax.preprocess import bench as bench_preprocess
 
 
 def _enable_compilation_cache(path: str | None) -> None:

@@ -81,7 +81,7 @@ def base() -> ml_collections.ConfigDict:
     c.dataset = "synthetic_me/casme2"
     c.data_dir = ""  # '' = TFDS_DATA_DIR or ~/tensorflow_datasets
     c.protocol = "loso"
-    # Model input (mer_jax/preprocess.py): the view of each clip a model reads.
+    # Model input (mer_jax/preprocess/representations.py): the view of each clip a model reads.
     c.input = ml_collections.ConfigDict(
         {
             "representation": "apex",  # apex | evm_apex | flow | aman_stack | flow_sequence
@@ -93,10 +93,10 @@ def base() -> ml_collections.ConfigDict:
             "flow_method": "tvl1",  # tvl1 | tvl1_jax | farneback | dis
             "num_frames": 20,  # flow_sequence: flows per clip; aman_stack: TIM frames
             "factors": (1, 2, 3, 4, 5, 6, 7, 8, 9),  # aman_stack magnification factors
-            # aman_stack: a learned-magnifier .npz (mer_jax/magnifier.py, Oh et al. 2018);
+            # aman_stack: a learned-magnifier .npz (mer_jax/magnifier/model.py, Oh et al. 2018);
             # '' = Eulerian magnification against the onset (the fallback).
             "magnifier_checkpoint": "",
-            # evm_apex: Eulerian magnification, band as fractions of Nyquist (mer_jax/evm.py).
+            # evm_apex: Eulerian magnification, band as fractions of Nyquist (mer_jax/preprocess/evm.py).
             # lambda_c 16: the MIT reference's baby example; its face example's 80 leaves
             # frames under ~120 px almost unmagnified.
             "evm": {
@@ -127,7 +127,7 @@ def base() -> ml_collections.ConfigDict:
             "step_loop": "auto",  # auto | scan | python
             "fold_group": 1,  # folds per lax.map group with fold_strategy='map'
             # How convolutions compute (same results): auto | xla | gemm. 'auto' is
-            # 'gemm' (patches x batched GEMM, mer_jax.layers) where per-fold weights are
+            # 'gemm' (patches x batched GEMM, mer_jax.models.layers) where per-fold weights are
             # vmapped on GPU/TPU, else 'xla' (engine.resolve_conv_impl).
             "conv_impl": "auto",
             # Models with a frozen trunk (AMAN): run it once per clip, train the head on

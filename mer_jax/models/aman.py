@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax import layers
+from mer_jax.models import layers
 
 DEFAULT_INPUT_SHAPE = (11, 9, 224, 224, 3)  # (frames n, factors k, H, W, C), Sec. 3.1
 DEFAULT_NUM_CLASSES = 5  # CASME II / SAMM; SMIC-HS has 3

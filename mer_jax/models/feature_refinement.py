@@ -62,7 +62,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mer_jax import layers
+from mer_jax.models import layers
 
 DEFAULT_INPUT_SHAPE = (28, 28, 2)
 # SMIC-HS / MEGC 2019 composite (CDE) have 3 classes; CASME II and SAMM runs use 4 or 5.

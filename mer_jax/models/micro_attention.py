@@ -25,7 +25,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mer_jax import layers
+from mer_jax.models import layers
 
 DEFAULT_INPUT_SHAPE = (224, 224, 1)
 DEFAULT_NUM_CLASSES = 5

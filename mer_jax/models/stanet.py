@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax import layers
+from mer_jax.models import layers
 
 DEFAULT_INPUT_SHAPE = (20, 192, 192, 2)
 # CASME I (4 classes), the dataset of the ablation in Table 2; CASME II has 5, SMIC-HS 3.

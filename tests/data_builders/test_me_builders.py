@@ -377,7 +377,7 @@ def test_corrections_file_repairs_and_records(tmp_path):
 
 
 def test_samm_face_crop_uses_one_onset_box_for_every_frame(tmp_path, grace_hopper):
-    from mer_jax import face
+    from mer_jax.preprocess import face
 
     row = fixtures.samm_rows()[4]  # 011_5_1: onset 410, frames 410..416
     files = fixtures.write_samm(tmp_path / "in", [row])
@@ -407,7 +407,8 @@ def test_samm_aligned_frames_use_one_onset_transform_and_the_named_landmark_mode
 ):
     """'raw_aligned_*': the onset frame's Haar face, its 68 landmarks (a model the tests
     trained), one eye-levelling transform for every frame; `--landmark-model` names it."""
-    from mer_jax import cli, face
+    from mer_jax import cli
+    from mer_jax.preprocess import face
 
     row = fixtures.samm_rows()[4]  # 011_5_1: onset 410, frames 410..416
     files = fixtures.write_samm(tmp_path / "in", [row])["samm/011/011_5_1"]

@@ -1,5 +1,5 @@
 """Views as builder configs: every representation built from the fixture trees and the synthetic
-corpus at tiny sizes, checked against `preprocess.REPRESENTATIONS` applied to the frames config's
+corpus at tiny sizes, checked against `representations.REPRESENTATIONS` applied to the frames config's
 clips (an independent path), then loaded by `mer_jax.data` and swept."""
 
 import dataclasses
@@ -18,8 +18,10 @@ from data_builders.casme2 import casme2_dataset_builder as casme2
 from data_builders.samm import samm_dataset_builder as samm
 from data_builders.smic import smic_dataset_builder as smic
 from data_builders.synthetic_me import synthetic_me_dataset_builder as synthetic
-from mer_jax import cli, data, magnifier, preprocess
+from mer_jax import cli, data
 from mer_jax import config as config_lib
+from mer_jax.magnifier import model as magnifier
+from mer_jax.preprocess import representations
 from tests.conftest import input_spec
 from tests.data_builders import fixtures
 
@@ -51,10 +53,10 @@ def _view_config(base, view):
 
 def _reference(frames_examples, view):
     """The view of each frames-config clip, by preprocess directly."""
-    fn = preprocess.REPRESENTATIONS[view.representation]
+    fn = representations.REPRESENTATIONS[view.representation]
     out = []
     for ex in frames_examples:
-        clip = preprocess.Clip(
+        clip = representations.Clip(
             ex["frames"], int(ex["onset"]), int(ex["apex"]), int(ex["offset"]), str(ex["clip"])
         )
         out.append(fn(clip, view.spec()))
@@ -185,10 +187,10 @@ def test_samm_casme_smic_views_and_smic_apex_rules(tmp_path):
         (casme.Builder, me_common.MEConfig(name="raw", **read), ["flow_sequence"]),
         (smic.Builder, smic_base, ["apex", "flow", "evm_apex"]),
     ]
-    for builder_cls, base, representations in cases:
+    for builder_cls, base, reps in cases:
         frames_config = dataclasses.replace(base, name=f"{base.name}_{SIZE}")
         _, frames = _build(builder_cls, frames_config, data_dir, manual)
-        for rep in representations:
+        for rep in reps:
             view = VIEWS[rep]
             if builder_cls is smic.Builder:
                 view = views.without_apex_annotation(view)
@@ -197,7 +199,7 @@ def test_samm_casme_smic_views_and_smic_apex_rules(tmp_path):
             if rep == "apex":  # SMIC has no apex: the middle frame of the folder (seed 000).
                 for ex, fr in zip(examples, frames):
                     mid = (len(fr["frames"]) - 1) // 2
-                    want = preprocess.to_channels(fr["frames"][mid], 1)
+                    want = representations.to_channels(fr["frames"][mid], 1)
                     np.testing.assert_array_equal(ex["input"], want)
 
 

@@ -6,17 +6,17 @@ a few sub-pixel steps up to the apex at T // 2 and back, deterministic by
 are made of:
 
   tvl1_opencv           OpenCV's TV-L1 (cv2.optflow), onset->apex pair, clip by clip
-  tvl1_jax              mer_jax.flow.tvl1, the onset->apex pairs of B clips per call
+  tvl1_jax              mer_jax.preprocess.flow.tvl1, the onset->apex pairs of B clips per call
   farneback             OpenCV Farneback, onset->apex, clip by clip
   dis                   OpenCV DIS (medium preset), onset->apex, clip by clip
-  evm_jax               mer_jax.evm.magnify (seed 001's settings), B clips per call
-  evm_apex_jax          mer_jax.evm.magnify_frame: the same EVM, only the apex frame
+  evm_jax               mer_jax.preprocess.evm.magnify (seed 001's settings), B clips per call
+  evm_apex_jax          mer_jax.preprocess.evm.magnify_frame: the same EVM, only the apex frame
                         (T // 2) kept, as seed 001's view is built, B clips per call
-  evm_against_onset_jax mer_jax.evm.magnify_against_onset, AMAN's 11 frames x 9 factors
+  evm_against_onset_jax mer_jax.preprocess.evm.magnify_against_onset, AMAN's 11 frames x 9 factors
                         of B clips per call (the frames are the first 11 of each clip)
-  tim                   mer_jax.tim.tim of B clips to 11 frames per call
-  apex_interframe_diff  mer_jax.apex.interframe_diff of B clips per call
-  face_crop             mer_jax.face: Haar cascade on the onset frame, then the crop of
+  tim                   mer_jax.preprocess.tim.tim of B clips to 11 frames per call
+  apex_interframe_diff  mer_jax.preprocess.apex.interframe_diff of B clips per call
+  face_crop             mer_jax.preprocess.face: Haar cascade on the onset frame, then the crop of
                         every frame to S/2 (the centre box when no face is found, as on
                         these textures), clip by clip
 
@@ -50,7 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax import apex, engine, evm, face, flow, tim
+from mer_jax import engine
+from mer_jax.preprocess import apex, evm, face, flow, tim
 
 AMAN_FRAMES, AMAN_FACTORS = 11, tuple(float(a) for a in range(1, 10))
 EVM_SETTINGS = dict(alpha=15.0, low=0.1, high=0.4, fps=200.0, lambda_c=16.0, band_units="nyquist")
@@ -144,18 +145,22 @@ def _face_crop(clips):
 
 STEPS: dict[str, tuple[bool, str, Callable[[np.ndarray], np.ndarray]]] = {
     "tvl1_opencv": (False, "OpenCV TV-L1, onset->apex", _onset_apex_flow(flow.tvl1_opencv)),
-    "tvl1_jax": (True, "JAX TV-L1 (mer_jax.flow.tvl1), onset->apex", _tvl1_jax),
+    "tvl1_jax": (True, "JAX TV-L1 (mer_jax.preprocess.flow.tvl1), onset->apex", _tvl1_jax),
     "farneback": (False, "OpenCV Farneback, onset->apex", _onset_apex_flow(flow.farneback_opencv)),
     "dis": (False, "OpenCV DIS (medium), onset->apex", _onset_apex_flow(flow.dis_opencv)),
-    "evm_jax": (True, "EVM of the clip (mer_jax.evm.magnify, seed 001 settings)", _evm),
-    "evm_apex_jax": (True, "EVM, apex frame only (mer_jax.evm.magnify_frame)", _evm_apex),
+    "evm_jax": (True, "EVM of the clip (mer_jax.preprocess.evm.magnify, seed 001 settings)", _evm),
+    "evm_apex_jax": (
+        True,
+        "EVM, apex frame only (mer_jax.preprocess.evm.magnify_frame)",
+        _evm_apex,
+    ),
     "evm_against_onset_jax": (
         True,
         f"AMAN Eulerian stack, {AMAN_FRAMES} frames x {len(AMAN_FACTORS)} factors",
         _evm_against_onset,
     ),
-    "tim": (True, f"TIM to {AMAN_FRAMES} frames (mer_jax.tim.tim)", _tim),
-    "apex_interframe_diff": (True, "interframe-diff apex (mer_jax.apex)", _apex),
+    "tim": (True, f"TIM to {AMAN_FRAMES} frames (mer_jax.preprocess.tim.tim)", _tim),
+    "apex_interframe_diff": (True, "interframe-diff apex (mer_jax.preprocess.apex)", _apex),
     "face_crop": (False, "Haar face box on the onset + crop of every frame", _face_crop),
 }
 

@@ -27,8 +27,9 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from mer_jax import apex as apex_lib
-from mer_jax import evm, flow, magnifier, tim
+from mer_jax.magnifier import model as magnifier
+from mer_jax.preprocess import apex as apex_lib
+from mer_jax.preprocess import evm, flow, tim
 
 APEX_RULES = ("ground_truth", "ground_truth_else_mid_clip", "mid_clip", "interframe_diff")
 
@@ -151,7 +152,7 @@ def evm_apex_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
     """Seed 001 for N clips, (N, S, S, 3) uint8: each clip Eulerian-magnified (Wu et al. 2012)
     at its own length, then its apex frame.
 
-    The band is read as fractions of Nyquist (`mer_jax.evm`: seed 001's 0.1-0.4 Hz
+    The band is read as fractions of Nyquist (`mer_jax.preprocess.evm`: seed 001's 0.1-0.4 Hz
     selects no FFT bin of a 30-70 frame clip). One `evm.magnify_frame` call: clips
     padded to a multiple of `EVM_PAD_FRAMES` frames, each filtered at its own length,
     so a corpus compiles once per padded length rather than once per clip length.
@@ -193,7 +194,7 @@ def aman_stack_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
         batch.append(tim.tim(frames[None].astype(np.float32) / 255.0, spec["num_frames"])[0])
     frames = np.clip(np.stack([np.asarray(f) for f in batch]), 0.0, 1.0)
     checkpoint = spec.get("magnifier_checkpoint", "")
-    if checkpoint:  # Oh et al. 2018, the magnifier AMAN uses (mer_jax/magnifier.py)
+    if checkpoint:  # Oh et al. 2018, the magnifier AMAN uses (mer_jax/magnifier/model.py)
         params = magnifier.load_cached(checkpoint)
         out = magnifier.magnify_against_onset(params, frames, spec["factors"], onset=0)
     else:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from mer_jax import evm
+from mer_jax.preprocess import evm
 
 # ---------------------------------------------------------------- reference port
 _M = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]])  # ntsc2rgb
@@ -151,7 +151,7 @@ def _render(frame_yiq, filtered, chrom):
 def _reference_magnify(clip, alpha, lambda_c, low, high, fs, chrom, kind):
     """amplify_spatial_lpyr_temporal_{ideal,butter,iir} on one clip (T, H, W, 3) in [0, 1].
 
-    Frame alignment as in mer_jax.evm (filtered frame t on frame t, all frames).
+    Frame alignment as in mer_jax.preprocess.evm (filtered frame t on frame t, all frames).
     For 'iir', low = r2 and high = r1.
     """
     t_len, h, w, _ = clip.shape

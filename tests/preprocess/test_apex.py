@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from mer_jax import apex
+from mer_jax.preprocess import apex
 
 
 def _blob_clip(length, apex_at, size=24, peak=6.0, rng=None):

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mer_jax import bench_preprocess, cli
+from mer_jax import cli
+from mer_jax.preprocess import bench as bench_preprocess
 
 
 def test_synthetic_clips_move_to_the_apex_and_back():

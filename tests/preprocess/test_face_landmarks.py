@@ -1,4 +1,4 @@
-"""68-landmark alignment (`mer_jax.face`): geometry against points moved by a known
+"""68-landmark alignment (`mer_jax.preprocess.face`): geometry against points moved by a known
 similarity, landmarks from a dlib model the tests train on cartoon faces, and errors."""
 
 import math
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from mer_jax import face
+from mer_jax.preprocess import face
 from tests.conftest import place_face, points_box, render_face, train_landmark_model
 
 

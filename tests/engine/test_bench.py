@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from mer_jax import bench
+from mer_jax.engine import bench
 
 # ResNet-10 + micro-attention cut to its first stage: stem, one block, head.
 TINY_MA = [

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mer_jax import describe, protocols
+from mer_jax import protocols
+from mer_jax.data import describe
 from tests.data_builders import fixtures
 
 CLASSES = ("negative", "positive", "surprise")

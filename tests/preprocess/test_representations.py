@@ -5,7 +5,7 @@ import pytest
 
 from data_builders.synthetic_me import faces
 from data_builders.synthetic_me.synthetic_me_dataset_builder import Builder
-from mer_jax import flow, preprocess
+from mer_jax.preprocess import flow, representations
 from tests.conftest import input_spec
 
 CASME2 = next(c for c in Builder.BUILDER_CONFIGS if c.name == "casme2")
@@ -17,35 +17,37 @@ def clip():
     plan = faces.plan_corpus(CASME2)
     c = next(c for c in plan.clips if abs(c.apex - (c.onset + c.offset) // 2) >= 2)
     frames = faces.render_clip(CASME2, c)
-    return preprocess.Clip(frames, c.onset, c.apex, c.offset, c.id)
+    return representations.Clip(frames, c.onset, c.apex, c.offset, c.id)
 
 
 def test_apex_rules(clip):
-    assert preprocess.apex_index(clip, "ground_truth") == clip.apex
-    assert preprocess.apex_index(clip, "mid_clip") == clip.onset + (clip.offset - clip.onset) // 2
+    assert representations.apex_index(clip, "ground_truth") == clip.apex
+    assert (
+        representations.apex_index(clip, "mid_clip") == clip.onset + (clip.offset - clip.onset) // 2
+    )
     # Interframe-Diff on this clip: the frame furthest from the onset, by a NumPy loop.
     f = clip.frames.astype(np.float64)
     diffs = [np.abs(f[t] - f[clip.onset]).mean() for t in range(clip.onset, clip.offset + 1)]
-    assert preprocess.apex_index(clip, "interframe_diff") == clip.onset + int(np.argmax(diffs))
+    assert representations.apex_index(clip, "interframe_diff") == clip.onset + int(np.argmax(diffs))
     no_apex = clip._replace(apex=-1, id="smic/s1/s1_ne_01")
     with pytest.raises(ValueError, match="smic/s1/s1_ne_01.*mid_clip"):
-        preprocess.apex_index(no_apex, "ground_truth")
-    assert preprocess.apex_index(clip, "ground_truth_else_mid_clip") == clip.apex
+        representations.apex_index(no_apex, "ground_truth")
+    assert representations.apex_index(clip, "ground_truth_else_mid_clip") == clip.apex
     mid = clip.onset + (clip.offset - clip.onset) // 2
-    assert preprocess.apex_index(no_apex, "ground_truth_else_mid_clip") == mid
+    assert representations.apex_index(no_apex, "ground_truth_else_mid_clip") == mid
     with pytest.raises(ValueError, match="input.apex"):
-        preprocess.apex_index(clip, "middle")
+        representations.apex_index(clip, "middle")
 
 
 def test_apex_representation(clip):
-    out = preprocess.apex_input(clip, input_spec(image_size=48, channels=1))
+    out = representations.apex_input(clip, input_spec(image_size=48, channels=1))
     assert out.shape == (48, 48, 1) and out.dtype == np.uint8
-    grey = preprocess.to_channels(preprocess.resize(clip.frames[clip.apex], 48), 1)
+    grey = representations.to_channels(representations.resize(clip.frames[clip.apex], 48), 1)
     np.testing.assert_array_equal(out, grey)
 
 
 def test_flow_representation_is_scaled_to_the_output_grid(clip):
-    out = preprocess.flow_input(
+    out = representations.flow_input(
         clip, input_spec(image_size=28, channels=2, flow_method="farneback")
     )
     assert out.shape == (28, 28, 2) and out.dtype == np.float32
@@ -53,23 +55,23 @@ def test_flow_representation_is_scaled_to_the_output_grid(clip):
     # Mean displacement in output pixels = mean displacement in stored pixels x 28 / 112.
     np.testing.assert_allclose(out.mean((0, 1)), full.mean((0, 1)) * 28 / 112, atol=2e-3)
     assert np.abs(out).max() > 0.1  # The clip moves at its apex.
-    strain = preprocess.flow_input(
+    strain = representations.flow_input(
         clip, input_spec(image_size=28, channels=3, flow_method="farneback")
     )
     assert strain.shape == (28, 28, 3) and (strain[..., 2] >= 0).all()
 
 
 def test_sequence_and_stack_representations(clip):
-    seq = preprocess.flow_sequence_input(
+    seq = representations.flow_sequence_input(
         clip, input_spec(image_size=32, num_frames=6, flow_method="dis")
     )
     assert seq.shape == (6, 32, 32, 2) and seq.dtype == np.float32 and np.isfinite(seq).all()
-    stack = preprocess.aman_stack_input(
+    stack = representations.aman_stack_input(
         clip, input_spec(image_size=32, num_frames=5, factors=(1, 5))
     )
     assert stack.shape == (5, 2, 32, 32, 3) and stack.dtype == np.uint8
     # Factor 1 is the (TIM-resampled) frame itself; the first TIM frame is the onset.
-    onset = preprocess.resize(clip.frames[clip.onset], 32).astype(int)
+    onset = representations.resize(clip.frames[clip.onset], 32).astype(int)
     assert np.abs(stack[0, 0].astype(int) - onset).max() <= 1
     # A larger factor moves the later frames further from the onset.
     moved = [np.abs(stack[-3, k].astype(int) - stack[0, k]).mean() for k in range(2)]
@@ -78,11 +80,11 @@ def test_sequence_and_stack_representations(clip):
 
 def test_evm_apex_representation_magnifies(clip):
     spec = input_spec(image_size=32, channels=3)
-    out = preprocess.evm_apex_input(clip, spec)
+    out = representations.evm_apex_input(clip, spec)
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     spec.evm.alpha = 0.0
-    plain = preprocess.evm_apex_input(clip, spec)
-    apex = preprocess.resize(clip.frames[clip.apex], 32)
+    plain = representations.evm_apex_input(clip, spec)
+    apex = representations.resize(clip.frames[clip.apex], 32)
     # alpha 0: the apex frame itself, up to the reference's YIQ round trip (ntsc2rgb rescaling).
     assert np.abs(plain.astype(int) - apex).mean() < 0.5
     assert np.abs(plain.astype(int) - apex).max() <= 4
@@ -94,7 +96,7 @@ def test_aman_stack_with_a_learned_magnifier_checkpoint(clip, tmp_path):
     import jax
     import jax.numpy as jnp
 
-    from mer_jax import magnifier
+    from mer_jax.magnifier import model as magnifier
 
     net = magnifier.Magnifier(width=4, num_dec_resblk=1)
     x = jnp.zeros((1, 16, 16, 3))
@@ -102,18 +104,20 @@ def test_aman_stack_with_a_learned_magnifier_checkpoint(clip, tmp_path):
     path = tmp_path / "magnifier.npz"
     magnifier.save_npz(path, params)
     spec = input_spec(image_size=16, num_frames=3, factors=(1, 4), magnifier_checkpoint=str(path))
-    stack = preprocess.aman_stack_input(clip, spec)
+    stack = representations.aman_stack_input(clip, spec)
     assert stack.shape == (3, 2, 16, 16, 3) and stack.dtype == np.uint8
     # The network applied directly to the TIM-resampled onset..offset frames gives the stack.
-    from mer_jax import tim
+    from mer_jax.preprocess import tim
 
-    frames = np.stack([preprocess.resize(f, 16) for f in clip.frames[clip.onset : clip.offset + 1]])
+    frames = np.stack(
+        [representations.resize(f, 16) for f in clip.frames[clip.onset : clip.offset + 1]]
+    )
     frames = np.clip(np.asarray(tim.tim(frames[None] / 255.0, 3)), 0.0, 1.0).astype(np.float32)
     loaded = magnifier.load_npz(path)
     direct = np.asarray(magnifier.magnify_against_onset(loaded, frames, (1, 4), onset=0))[0]
     direct = np.clip(np.rint(np.moveaxis(direct, 0, 1) * 255.0), 0, 255)
     assert np.abs(stack.astype(int) - direct).max() <= 1
-    eulerian = preprocess.aman_stack_input(
+    eulerian = representations.aman_stack_input(
         clip, input_spec(image_size=16, num_frames=3, factors=(1, 4))
     )
     assert not np.array_equal(stack, eulerian)
@@ -132,8 +136,8 @@ def test_batched_views_equal_one_clip_at_a_time(clip):
         "evm_apex": input_spec(image_size=16, channels=3),
     }
     for name, spec in cases.items():
-        batched = preprocess.compute_batch(name, clips, spec)
-        alone = np.stack([preprocess.REPRESENTATIONS[name](c, spec) for c in clips])
+        batched = representations.compute_batch(name, clips, spec)
+        alone = np.stack([representations.REPRESENTATIONS[name](c, spec) for c in clips])
         assert batched.shape == alone.shape and batched.dtype == alone.dtype
         tol = 1 if batched.dtype == np.uint8 else 1e-4  # rounding of one batched program
         np.testing.assert_allclose(batched.astype(float), alone.astype(float), atol=tol)

@@ -7,7 +7,7 @@ Loss (Sec. 3.2), with V = texture and M = shape representations of the encoder:
                                             + |M(X_b) - M(X_b')|_1),        lambda = 0.1
 
 each |.|_1 the mean absolute difference (the authors' `L1_loss`), ' the colour-perturbed frames
-of `mer_jax.magnifier_data`; the network sees (X_a, X_b') and is scored against Y'. The
+of `mer_jax.magnifier.data`; the network sees (X_a, X_b') and is scored against Y'. The
 authors' training graph (`_build_training_graph` in copies of their `magnet.py` that carry the
 training code; the public repository stubs it out) keeps two of the three regularisers
 (V(X_b) vs V(X_a), M(X_b) vs M(X_b')), each with its own weight; `texture_weight` /
@@ -46,7 +46,8 @@ import jax.numpy as jnp
 import optax
 from tqdm.auto import tqdm
 
-from mer_jax import magnifier, magnifier_data
+from mer_jax.magnifier import data as magnifier_data
+from mer_jax.magnifier import model as magnifier
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {

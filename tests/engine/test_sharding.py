@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _setup(epochs=1):
-    """tests/test_engine.py's tiny problem with 6 subjects: 6 LOSO folds, 12x12 images."""
+    """tests/engine/test_engine.py's tiny problem with 6 subjects: 6 LOSO folds, 12x12 images."""
     rng = np.random.default_rng(0)
     n = 36
     subj = np.array([f"s{i % NUM_FOLDS}" for i in range(n)])

@@ -1,4 +1,4 @@
-"""Convolution as patches x GEMM (mer_jax.layers) against `lax.conv_general_dilated`, alone,
+"""Convolution as patches x GEMM (mer_jax.models.layers) against `lax.conv_general_dilated`, alone,
 under vmap over per-fold weights, inside every model, and through the fold-parallel engine."""
 
 import jax
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from mer_jax import engine, layers, models, protocols
-from tests import test_engine_models
+from mer_jax import engine, models, protocols
+from mer_jax.models import layers
+from tests.engine import test_engine_models
 
 # (input shape N,*spatial,C; kernel; strides; padding; kernel dilation)
 CONVS = [

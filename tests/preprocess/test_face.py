@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mer_jax import face
+from mer_jax.preprocess import face
 
 # Hand-read from the 512x600 portrait (grid overlay): forehead under the cap to the
 # chin, ear to ear, as (x0, y0, x1, y1). The eyes sit near row 195, the mouth near 275.

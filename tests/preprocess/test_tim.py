@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mer_jax import tim
+from mer_jax.preprocess import tim
 
 
 def _tim_reference(x, n_out):

@@ -33,7 +33,8 @@ import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
 import data_builders
-from mer_jax import label_schemes, preprocess
+from mer_jax import label_schemes
+from mer_jax.preprocess import representations
 
 
 class Dataset(NamedTuple):
@@ -124,12 +125,12 @@ def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> 
     if path.exists():
         log(f"{builder.info.full_name}: model inputs from {path}")
         return np.load(path)
-    to_input = preprocess.REPRESENTATIONS[spec["representation"]]
+    to_input = representations.REPRESENTATIONS[spec["representation"]]
     out = None
     desc = f"{builder.info.full_name} -> {spec['representation']}"
     for i in tqdm(range(len(source)), desc=desc, unit="clip", disable=not progress):
         ex = source[i]
-        clip = preprocess.Clip(
+        clip = representations.Clip(
             ex["frames"], int(ex["onset"]), int(ex["apex"]), int(ex["offset"]), _text(ex["clip"])
         )
         x = to_input(clip, spec)
@@ -167,9 +168,9 @@ def _plain(value):
 
 def ignored_keys(view: Mapping, spec: Mapping) -> list[str]:
     """'input.KEY=VALUE (stored S)' for each key of `spec` that the stored view's
-    representation reads (`preprocess.READS`) and that differs from the stored setting."""
+    representation reads (`representations.READS`) and that differs from the stored setting."""
     stored = view["input"]
-    keys = ("representation", *preprocess.READS[stored["representation"]])
+    keys = ("representation", *representations.READS[stored["representation"]])
     out = []
     for key in keys:
         if key in spec and _plain(spec[key]) != _plain(stored[key]):
@@ -261,10 +262,10 @@ def load(
     emotions when `spec.label_scheme` is empty.
     """
     representation = spec["representation"]
-    if representation not in preprocess.REPRESENTATIONS:
+    if representation not in representations.REPRESENTATIONS:
         raise KeyError(
             f"config key 'input.representation': unknown {representation!r}; "
-            f"known: {sorted(preprocess.REPRESENTATIONS)}"
+            f"known: {sorted(representations.REPRESENTATIONS)}"
         )
     parts = [part for part in name.split("+") if part]
     loaded = [

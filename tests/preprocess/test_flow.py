@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mer_jax import flow
+from mer_jax.preprocess import flow
 
 N = 64
 MARGIN = 4  # interior EPE leaves out this many border pixels

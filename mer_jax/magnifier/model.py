@@ -43,7 +43,7 @@ released config leaves `use_shape_conv` at its default False, so its checkpoint 
 `enc_shape_conv`. `shape_conv=True` (paper) is the default; `shape_conv=False` builds the
 released model, and `config_from_params` reads which one a set of weights is.
 
-Parameter counts (no biases, hand arithmetic in tests/test_magnifier.py): 928,144 for the
+Parameter counts (no biases, hand arithmetic in tests/magnifier/test_magnifier.py): 928,144 for the
 paper's network, 918,928 for the released one (no enc_shape_conv: 9,216 fewer).
 
 Converting the authors' checkpoint (TF1, `data/training/o3f_hmhm2_bg_qnoise_mix4_nl_n_t_ds3/
@@ -506,7 +506,7 @@ def _against_onset(params, x, onset, *, config: Config, factors, pad):
 
 def magnify_against_onset(params, frames, factors: Sequence[float], onset=0):
     """Each frame magnified against its clip's onset frame by the learned magnifier, at every
-    factor: the layout of `mer_jax.evm.magnify_against_onset` (AMAN, seed 003, Sec. 2.1:
+    factor: the layout of `mer_jax.preprocess.evm.magnify_against_onset` (AMAN, seed 003, Sec. 2.1:
     I_mag^i = f(I_on, I_sel, amp_i)).
 
     params: Magnifier weights (`load_npz`; the architecture is read off them). frames

@@ -375,7 +375,7 @@ def magnify(
     `filter`: "ideal" (FFT band (low, high)), "butter" (first-order Butterworth
     lowpass(high) - lowpass(low)), "iir" (`high` = r1, `low` = r2, fps unused).
     `band_units`: "hz", or "nyquist" (low, high as fractions of fps / 2). All
-    clips share T: resample first (`mer_jax.tim`), or use `magnify_frame` for one
+    clips share T: resample first (`mer_jax.preprocess.tim`), or use `magnify_frame` for one
     frame of clips of different lengths. alpha, band, fps and the options are
     Python numbers (the filters are built in NumPy); the computation is jitted.
     Returns float32 RGB in [0, 1], same shape.

@@ -44,7 +44,7 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from mer_jax.layers import CONV_IMPLS
+from mer_jax.models.layers import CONV_IMPLS
 from mer_jax.protocols import FoldTable, LeakageError, check_no_leakage
 
 FOLD_STRATEGIES = ("auto", "vmap", "map", "loop")
@@ -508,13 +508,13 @@ def resolve_strategy(strategy: str, step_loop: str) -> tuple[str, str]:
 
 
 def resolve_conv_impl(conv_impl: str, strategy: str) -> str:
-    """How the model's convolutions compute: 'xla' or 'gemm' (`mer_jax.layers`).
+    """How the model's convolutions compute: 'xla' or 'gemm' (`mer_jax.models.layers`).
 
     'auto' is 'gemm' where the fold strategy vmaps per-fold weights ('vmap',
     'map') on GPU/TPU: there a vmapped `lax.conv_general_dilated` becomes a
     grouped convolution, slow in cuDNN (jax#13800), and patches x batched GEMM
     is faster (docs/benchmarks.md). Elsewhere 'xla'. Both give the same results
-    to float rounding (tests/test_layers.py).
+    to float rounding (tests/models/test_layers.py).
     """
     if conv_impl not in ("auto", *CONV_IMPLS):
         raise ValueError(

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mer_jax import magnifier as mg
-from mer_jax import magnifier_data as md
-from mer_jax import magnifier_train as mt
+from mer_jax.magnifier import data as md
+from mer_jax.magnifier import model as mg
+from mer_jax.magnifier import train as mt
 
 TINY = {"width": 4, "num_dec_resblk": 2}
 

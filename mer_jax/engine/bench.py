@@ -35,7 +35,7 @@ run on one, see docs/benchmarks.md):
   mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 --dtype bfloat16
   mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 \
       --strategy vmap --strategy map --fold-group 17
-  # vmapped convolutions as grouped convs vs patches x batched GEMM (mer_jax.layers)
+  # vmapped convolutions as grouped convs vs patches x batched GEMM (mer_jax.models.layers)
   mer-jax bench --model micro_attention --input-size 224 --folds 68 --batch 8 --dtype bfloat16 \
       --strategy vmap --conv-impl gemm --conv-impl xla
   mer-jax bench --model stanet --folds 8 --batch 4
@@ -60,7 +60,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax import config as config_lib
-from mer_jax import engine, layers, models
+from mer_jax import engine, models
+from mer_jax.models import layers
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRESETS = ("auto", "small", "paper")
@@ -208,7 +209,7 @@ def make_measure(model, tx, data: engine.Data, *, steps: int, warmup: int, aux_l
     (fold examples per second), compile_s, seconds and `train_step` (the compiled
     Python-loop step, None with lax.scan; for FLOP counts). A program of the same
     shape is compiled once: a loop over folds and the sequential run share theirs.
-    `conv_impl` ('xla' | 'gemm', `mer_jax.layers`) overrides the model's field of
+    `conv_impl` ('xla' | 'gemm', `mer_jax.models.layers`) overrides the model's field of
     that name; the parameters are the same either way.
     """
     fns_by_batch, programs = {}, {}
