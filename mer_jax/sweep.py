@@ -4,6 +4,9 @@ The big_vision `train.py` of this project: `run(config, workdir)` does every
 phase in order; each phase is one call into its module.
 """
 
+import argparse
+import os
+import pathlib
 import re
 import time
 from functools import partial
@@ -14,8 +17,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mer_jax
+from mer_jax import cli, data, engine, metrics, models, protocols, report
 from mer_jax import config as config_lib
-from mer_jax import data, engine, metrics, models, protocols, report
+from mer_jax.models import weights
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -70,10 +74,8 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         dtype=DTYPES[config.train.dtype],
         **{"conv_impl": conv_impl, **config.model_kwargs},
     )
-    module = models.get_module(config.model)
-    tx = engine.make_optimizer(
-        config.optimizer, schedule.steps_per_epoch, frozen=getattr(module, "FROZEN", None)
-    )
+    spec = models.spec(config.model)
+    tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch, frozen=spec.frozen)
     aug = engine.Augment(**config.augment)
     if config.report.attention_maps < 0:
         raise ValueError(
@@ -86,14 +88,14 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
 
     initial = None
     if config.init.pretrained:
-        if not hasattr(module, "load_pretrained"):
+        if spec.load_pretrained is None:
             raise ValueError(f"config key 'init.pretrained': model {config.model} loads no weights")
-        initial = module.load_pretrained(model, config.init.pretrained)
+        initial = spec.load_pretrained(model, config.init.pretrained)
         log(f"initial weights from {config.init.pretrained}")
     images = jnp.asarray(dataset.images)
-    if config.train.cache_frozen_trunk and getattr(model, "frozen_through", "none") != "none":
+    if config.train.cache_frozen_trunk and spec.trains_head_only(model):
         images, model, initial = frozen_trunk_features(
-            module, model, images, initial, config.seed, log=log
+            spec.trunk_head, model, images, initial, config.seed, log=log
         )
         aug = engine.Augment()
 
@@ -131,7 +133,7 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         fold_group=config.train.fold_group,
         progress=on_epoch,
         on_compiled=on_compiled,
-        aux_loss=getattr(module, "aux_loss", None),
+        aux_loss=spec.aux_loss,
         initial_variables=initial,
         folds_per_call=config.train.folds_per_call,
         log=log,
@@ -145,7 +147,7 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
     maps, record = attention_maps(config, dataset, out, aug)
     if record:
         results["attention_maps"] = record
-    results["engine"]["conv_impl"] = getattr(model, "conv_impl", "xla")
+    results["engine"]["conv_impl"] = config.model_kwargs.get("conv_impl", conv_impl)
     results["timing"] = {
         "compile_s": out.compile_s,
         "train_s": out.train_s,
@@ -158,7 +160,7 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
     return results
 
 
-def frozen_trunk_features(module, model, images, initial, seed: int, *, log=print, chunk=32):
+def frozen_trunk_features(parts, model, images, initial, seed: int, *, log=print, chunk=32):
     """Run a model's frozen trunk once per clip (AMAN, seed 003: the authors cache ResNet-18
     features through layer3): returns (features, head model, head initial variables).
 
@@ -171,19 +173,19 @@ def frozen_trunk_features(module, model, images, initial, seed: int, *, log=prin
         jax.random.fold_in(jax.random.key(seed), 2**31 - 1), jnp.zeros((1, *images.shape[1:]))
     )
     if initial is not None:
-        variables = engine.merge_variables(variables, initial)
-    trunk_vars, head_vars = module.split_variables(variables)
-    trunk = module.trunk_of(model)
+        variables = weights.merge_variables(variables, initial)
+    trunk_vars, head_vars = parts.split_variables(variables)
+    trunk = parts.trunk_of(model)
     forward = jax.jit(lambda x: trunk.apply(trunk_vars, engine.to_float(x)))
     features = jnp.concatenate(
         [forward(images[i : i + chunk]) for i in range(0, images.shape[0], chunk)]
     )
     log(
-        f"frozen trunk through {model.frozen_through}: features {tuple(features.shape[1:])} "
+        f"frozen trunk: features {tuple(features.shape[1:])} "
         f"per clip in {time.perf_counter() - start:.1f} s (computed once, shared by every fold)"
     )
     head_initial = head_vars if initial is not None else None
-    return features, module.head_of(model), head_initial
+    return features, parts.head_of(model), head_initial
 
 
 def pooled_predictions(out: engine.FoldsOutput):
@@ -324,3 +326,51 @@ def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) ->
             "flax": __import__("flax").__version__,
         },
     }
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `mer-jax sweep` to `subparsers`."""
+    p = subparsers.add_parser("sweep", help=cli.help_of("sweep"))
+    p.add_argument("config", help="experiments/<file>.py, optionally :ARG for get_config(ARG)")
+    p.add_argument("--workdir", help="where results go (default runs/<config name>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--compile-cache",
+        default=os.environ.get("MER_JAX_COMPILE_CACHE", os.path.expanduser("~/.cache/mer_jax/xla")),
+        help="persistent XLA compilation cache directory",
+    )
+    p.add_argument("--no-compile-cache", action="store_true")
+    p.set_defaults(fn=cmd_sweep)
+    return p
+
+
+def _enable_compilation_cache(path: str | None) -> None:
+    """Persistent XLA cache: an identical second sweep skips most of its compile time."""
+    if not path:
+        return
+    pathlib.Path(path).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def cmd_sweep(args) -> int:
+    config = config_lib.load(args.config)
+    config_lib.override(config, args.set or [])
+    stem = pathlib.Path(args.config.partition(":")[0]).stem
+    workdir = pathlib.Path(args.workdir or f"runs/{stem}")
+    _enable_compilation_cache(None if args.no_compile_cache else args.compile_cache)
+    results = run(config, workdir, progress=not args.no_progress)
+    m, t = results["metrics"], results["timing"]
+    print(
+        f"\n{results['model']} | {results['dataset']} | {results['protocol']} "
+        f"({results['num_folds']} folds)\n"
+        f"  Acc {m['accuracy']:.4f}  UF1 {m['uf1']:.4f}  UAR {m['uar']:.4f}  WAR {m['war']:.4f}\n"
+        f"  compile {t['compile_s']:.1f} s, train {t['train_s']:.1f} s "
+        f"({t['images_per_s']:.0f} images/s) on {results['device']['device_kind']}"
+    )
+    for source, sm in results["metrics_by_source"].items():
+        print(f"  {source:>8}: Acc {sm['accuracy']:.4f}  UF1 {sm['uf1']:.4f}  UAR {sm['uar']:.4f}")
+    if m["absent_classes"]:
+        print(f"  classes absent from the ground truth: {m['absent_classes']}")
+    return 0

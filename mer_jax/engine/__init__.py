@@ -44,6 +44,7 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from mer_jax.models import weights
 from mer_jax.models.layers import CONV_IMPLS
 from mer_jax.protocols import FoldTable, LeakageError, check_no_leakage
 
@@ -319,25 +320,6 @@ def _path_names(path) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------
 # One fold: pure functions.
 # ---------------------------------------------------------------------------
-def merge_variables(variables, pretrained, where: str = "variables"):
-    """`variables` with each leaf of `pretrained` (same path, same shape) put in its place.
-
-    Leaves `pretrained` lacks keep their initial values (e.g. a new classifier).
-    """
-    if not hasattr(pretrained, "items"):
-        if pretrained.shape != variables.shape:
-            raise ValueError(
-                f"pretrained {where} has shape {pretrained.shape}, the model {variables.shape}"
-            )
-        return jnp.asarray(pretrained, variables.dtype)
-    out = dict(variables)
-    for key, value in pretrained.items():
-        if key not in out:
-            raise KeyError(f"pretrained {where}/{key} does not exist in the model")
-        out[key] = merge_variables(out[key], value, f"{where}/{key}")
-    return out
-
-
 def make_fold_fns(
     model,
     tx,
@@ -364,7 +346,7 @@ def make_fold_fns(
     def init(fold_key) -> TrainState:
         variables = model.init(jax.random.fold_in(fold_key, 0), jnp.zeros(input_shape), train=False)
         if initial_variables is not None:
-            variables = merge_variables(variables, initial_variables)
+            variables = weights.merge_variables(variables, initial_variables)
         variables = dict(variables)
         params = variables.pop("params")
         return TrainState(params, variables, tx.init(params))

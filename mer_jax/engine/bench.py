@@ -65,26 +65,6 @@ from mer_jax.models import layers
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRESETS = ("auto", "small", "paper")
-# The keyword argument `--width` sets, per model (the knob that shrinks it for a CPU).
-WIDTH_KWARG = {
-    "micro_attention": "width",
-    "dense_mixed_attention": "growth_rate",
-    "feature_refinement": "shared_features",
-    "aman": "width",
-    "stanet": "width",
-}
-# The `small` preset: CPU-sized input side, leading axes and model kwargs, per model.
-SMALL = {
-    "micro_attention": {"size": 48, "frames": (), "kwargs": {"width": 16}},
-    "dense_mixed_attention": {"size": 48, "frames": (), "kwargs": {"growth_rate": 8}},
-    "feature_refinement": {
-        "size": 28,
-        "frames": (),
-        "kwargs": {"shared_features": 128, "detector_features": 32, "head_features": 64},
-    },
-    "aman": {"size": 32, "frames": (2, 3), "kwargs": {"width": 8}},
-    "stanet": {"size": 32, "frames": (4,), "kwargs": {"width": 8}},
-}
 # Random datasets hold at most this many bytes (every step gathers its batch from them).
 MAX_DATA_BYTES = 1 << 29
 
@@ -114,20 +94,8 @@ class BenchConfig:
 # Input shapes and random data.
 # ---------------------------------------------------------------------------
 def input_shape(model: str, size: int, frames=None) -> tuple[int, ...]:
-    """The model's DEFAULT_INPUT_SHAPE with H = W = `size` and leading axes `frames`."""
-    default = tuple(models.get_module(model).DEFAULT_INPUT_SHAPE)
-    lead = default[:-3]
-    if frames is not None:
-        frames = tuple(int(t) for t in frames)
-        if len(frames) != len(lead):
-            raise ValueError(
-                f"--frames: {model} inputs have {len(lead)} leading axes "
-                f"{default[:-3]} of {default}, got {len(frames)} values {list(frames)}"
-            )
-        lead = frames
-    if size < 1 or any(t < 1 for t in lead):
-        raise ValueError(f"--input-size {size} and --frames {list(lead)} must be >= 1")
-    return (*lead, size, size, default[-1])
+    """The model's input shape at the paper's input with H = W = `size` and leading axes `frames`."""
+    return models.spec(model).input_shape_at(size, frames)
 
 
 def is_flow(shape) -> bool:
@@ -321,7 +289,7 @@ def _resolve(strategy: str, step_loop: str) -> tuple[str, str]:
 
 def run_bench(cfg: BenchConfig, log=None) -> dict:
     """Measure fold_parallel, sequential and one_model for `cfg` (see the module docstring)."""
-    module = models.get_module(cfg.model)
+    spec = models.spec(cfg.model)
     if cfg.dtype not in DTYPES:
         raise ValueError(f"--dtype {cfg.dtype!r} is not one of {sorted(DTYPES)}")
     for name in ("folds", "batch", "steps"):
@@ -338,12 +306,10 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
             )
             if plan not in plans:
                 plans.append(plan)
-    num_classes = module.DEFAULT_NUM_CLASSES
+    num_classes = spec.num_classes
     model = models.build(cfg.model, num_classes, dtype=DTYPES[cfg.dtype], **cfg.model_kwargs)
-    tx = engine.make_optimizer(
-        config_lib.base().optimizer, cfg.steps, frozen=getattr(module, "FROZEN", None)
-    )
-    aux_loss = getattr(module, "aux_loss", None)
+    tx = engine.make_optimizer(config_lib.base().optimizer, cfg.steps, frozen=spec.frozen)
+    aux_loss = spec.aux_loss
     data, folds = random_data(cfg.input_shape, cfg.folds, cfg.batch, num_classes, cfg.seed)
     bench = make_measure(model, tx, data, steps=cfg.steps, warmup=cfg.warmup, aux_loss=aux_loss)
     say = (lambda m: log(f"{cfg.model}: {m}")) if log else (lambda _: None)
@@ -519,30 +485,25 @@ def config_from_args(args, model: str | None = None) -> BenchConfig:
         raise ValueError(
             f"--model {name!r} is not a registered model; known: {sorted(models.MODELS)}"
         )
-    module = models.get_module(name)
-    ablation = args.ablation or next(iter(module.ABLATIONS))
-    if ablation not in module.ABLATIONS:
+    spec = models.spec(name)
+    ablation = args.ablation or next(iter(spec.ablations))
+    if ablation not in spec.ablations:
         raise ValueError(
-            f"--ablation {ablation!r} is not an ablation of {name}; known: {list(module.ABLATIONS)}"
+            f"--ablation {ablation!r} is not an ablation of {name}; known: {list(spec.ablations)}"
         )
     preset = args.preset
     if preset not in PRESETS:
         raise ValueError(f"--preset {preset!r} is not one of {PRESETS}")
     if preset == "auto":
         preset = "small" if jax.default_backend() == "cpu" else "paper"
-    default = tuple(module.DEFAULT_INPUT_SHAPE)
     if preset == "small":
-        small = SMALL.get(name, {"size": default[-2], "frames": default[:-3], "kwargs": {}})
-        size, frames, kwargs = small["size"], small["frames"], dict(small["kwargs"])
+        size, frames, kwargs = spec.small.size, spec.small.frames, dict(spec.small.kwargs)
     else:
-        size, frames, kwargs = default[-2], default[:-3], {}
-    kwargs.update(module.ABLATIONS[ablation])
+        size, frames, kwargs = spec.input_shape[-2], spec.input_shape[:-3], {}
+    kwargs.update(spec.ablations[ablation])
     if args.width is not None:
-        if name not in WIDTH_KWARG:
-            raise ValueError(f"--width: no width knob known for {name}; use --model-kwarg")
-        kwargs[WIDTH_KWARG[name]] = args.width
-    fields = {f.name for f in dataclasses.fields(module.Model)} - {"parent", "name"}
-    fields -= {"num_classes", "dtype"}
+        kwargs[spec.width_kwarg] = args.width
+    fields = spec.fields - {"dtype"}
     for item in args.model_kwarg or []:
         key, value = _parse_kwarg(item)
         if key not in fields:

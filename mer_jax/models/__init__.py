@@ -1,16 +1,19 @@
-"""Model registry: one module per architecture, looked up by `config.model`.
+"""Model registry: one file per paper, each exporting `SPEC` (models/contract.py).
 
-Each model module exports `Model` (a Flax module whose `__call__(image, *,
-train)` returns `(logits, out)`), `ABLATIONS` (name -> keyword arguments of
-`Model`), `DEFAULT_INPUT_SHAPE` and `DEFAULT_NUM_CLASSES`.
+`spec(name)` is the one way in: the sweep, the engine's bench and the tests build
+models and read their optional parts (extra loss terms, frozen parameters,
+pretrained weights, trunk/head split) from it. Shared building blocks are in
+`layers.py`, weight files and merging in `weights.py`.
 """
 
-import dataclasses
+import argparse
 import importlib
-from types import ModuleType
+import json
 
 import jax
 import jax.numpy as jnp
+
+from mer_jax.models.contract import ModelSpec
 
 MODELS = {
     "micro_attention": "mer_jax.models.micro_attention",  # seed 000
@@ -21,24 +24,16 @@ MODELS = {
 }
 
 
-def get_module(name: str) -> ModuleType:
-    """The model file registered under `name`."""
+def spec(name: str) -> ModelSpec:
+    """The contract of the model registered under `name`."""
     if name not in MODELS:
         raise KeyError(f"config key 'model': unknown model {name!r}; known: {sorted(MODELS)}")
-    return importlib.import_module(MODELS[name])
+    return importlib.import_module(MODELS[name]).SPEC
 
 
 def build(name: str, num_classes: int, **kwargs):
-    """`Model(num_classes=..., **kwargs)` of the registered model `name`."""
-    model_cls = get_module(name).Model
-    known = {f.name for f in dataclasses.fields(model_cls)} - {"parent", "name", "num_classes"}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise KeyError(
-            f"config key 'model_kwargs.{unknown[0]}': {name}.Model has no field {unknown[0]!r}; "
-            f"its fields: {sorted(known)}"
-        )
-    return model_cls(num_classes=num_classes, **kwargs)
+    """The registered model `name` with `num_classes` outputs and `kwargs` (its fields)."""
+    return spec(name).build(num_classes, **kwargs)
 
 
 def count_params(model, input_shape) -> int:
@@ -50,20 +45,45 @@ def count_params(model, input_shape) -> int:
 
 
 def catalogue() -> list[dict]:
-    """Every registered model and ablation with its parameter count at its default shape."""
+    """Every registered model and ablation with its parameter count at the paper's input."""
     rows = []
     for name in MODELS:
-        module = get_module(name)
-        for ablation, kwargs in module.ABLATIONS.items():
-            model = module.Model(num_classes=module.DEFAULT_NUM_CLASSES, **kwargs)
+        s = spec(name)
+        for ablation, kwargs in s.ablations.items():
+            model = s.build(s.num_classes, **kwargs)
             rows.append(
                 {
                     "model": name,
+                    "seed": s.seed,
                     "ablation": ablation,
-                    "kwargs": kwargs,
-                    "input_shape": list(module.DEFAULT_INPUT_SHAPE),
-                    "num_classes": module.DEFAULT_NUM_CLASSES,
-                    "params": count_params(model, module.DEFAULT_INPUT_SHAPE),
+                    "kwargs": dict(kwargs),
+                    "input_shape": list(s.input_shape),
+                    "num_classes": s.num_classes,
+                    "params": count_params(model, s.input_shape),
                 }
             )
     return rows
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `mer-jax models` to `subparsers`."""
+    from mer_jax import cli
+
+    p = subparsers.add_parser("models", help=cli.help_of("models"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_models)
+    return p
+
+
+def cmd_models(args) -> int:
+    rows = catalogue()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<22} {'ablation':<16} {'input':<15} {'classes':>7} {'params':>12}")
+    for r in rows:
+        shape = "x".join(str(s) for s in r["input_shape"])
+        print(
+            f"{r['model']:<22} {r['ablation']:<16} {shape:<15} {r['num_classes']:>7} {r['params']:>12,}"
+        )
+    return 0

@@ -46,7 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax.models import layers
+from mer_jax.models import layers, weights
+from mer_jax.models.contract import ModelSpec, SmallPreset, TrunkHead
 
 DEFAULT_INPUT_SHAPE = (11, 9, 224, 224, 3)  # (frames n, factors k, H, W, C), Sec. 3.1
 DEFAULT_NUM_CLASSES = 5  # CASME II / SAMM; SMIC-HS has 3
@@ -436,16 +437,11 @@ def load_torchvision_resnet18(
     Conv weights go OIHW -> HWIO. Returns `{'params': {'trunk': ..., 'head': ...},
     'batch_stats': {...}}` holding only the ResNet leaves, split at
     `frozen_through` as `Model(frozen_through=..., width=...)` lays them out;
-    merge it into initialised variables with `merge_variables`.
+    merge it into initialised variables with `weights.merge_variables`.
     """
     _split_stages(frozen_through)
     path = os.fspath(npz_path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"aman: ResNet-18 weights file {path} does not exist")
-    with np.load(path) as npz:
-        state = {k: npz[k] for k in npz.files}
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module.") :]: v for k, v in state.items()}
+    state = weights.read_npz_state_dict(path, what="aman: ResNet-18")
     expected = _resnet18_keys(width)
     ignored = [k for k in state if k.startswith("fc.") or k.endswith(".num_batches_tracked")]
     unexpected = sorted(set(state) - set(expected) - set(ignored))
@@ -477,27 +473,6 @@ def load_torchvision_resnet18(
     return variables
 
 
-def merge_variables(variables, pretrained, *, source: str = "pretrained") -> dict:
-    """`variables` with every leaf of `pretrained` put in its place (same path and shape required)."""
-
-    def merge(into, new, where):
-        if not isinstance(new, dict):
-            if not hasattr(into, "shape") or tuple(into.shape) != tuple(new.shape):
-                raise ValueError(
-                    f"aman: {source} leaf {'/'.join(where)} has shape {tuple(new.shape)}, "
-                    f"the model expects {tuple(getattr(into, 'shape', ()))}"
-                )
-            return jnp.asarray(new, dtype=into.dtype)
-        out = dict(into)
-        for name, value in new.items():
-            if name not in into:
-                raise KeyError(f"aman: {source} leaf {'/'.join((*where, name))} not in the model")
-            out[name] = merge(into[name], value, (*where, name))
-        return out
-
-    return merge(variables, pretrained, ())
-
-
 def is_resnet_leaf(path: tuple[str, ...]) -> bool:
     """True for ResNet-18 leaves (those a torchvision state_dict provides)."""
     heads = ("magnification_attention", "frame_attention", "classifier")
@@ -507,3 +482,23 @@ def is_resnet_leaf(path: tuple[str, ...]) -> bool:
 def load_pretrained(model: "Model", path: str | os.PathLike) -> dict:
     """Model-contract hook (`config.init.pretrained`): ResNet-18 weights laid out for `model`."""
     return load_torchvision_resnet18(path, frozen_through=model.frozen_through, width=model.width)
+
+
+SPEC = ModelSpec(
+    name="aman",
+    seed="003",
+    module=Model,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    num_classes=DEFAULT_NUM_CLASSES,
+    ablations=ABLATIONS,
+    width_kwarg="width",
+    small=SmallPreset(size=32, frames=(2, 3), kwargs={"width": 8}),
+    frozen=FROZEN,
+    load_pretrained=load_pretrained,
+    trunk_head=TrunkHead(
+        active=lambda model: model.frozen_through != "none",
+        split_variables=split_variables,
+        trunk_of=trunk_of,
+        head_of=head_of,
+    ),
+)

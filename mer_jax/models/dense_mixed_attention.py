@@ -61,6 +61,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from mer_jax.models import layers
+from mer_jax.models.contract import ModelSpec, SmallPreset
 
 DEFAULT_INPUT_SHAPE = (112, 112, 3)
 DEFAULT_NUM_CLASSES = 3
@@ -352,3 +353,15 @@ class Model(nn.Module):
             self.num_classes, kernel_init=_kernel_init, dtype=self.dtype, name="head"
         )(x)
         return logits.astype(jnp.float32), out
+
+
+SPEC = ModelSpec(
+    name="dense_mixed_attention",
+    seed="001",
+    module=Model,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    num_classes=DEFAULT_NUM_CLASSES,
+    ablations=ABLATIONS,
+    width_kwarg="growth_rate",
+    small=SmallPreset(size=48, kwargs={"growth_rate": 8}),
+)

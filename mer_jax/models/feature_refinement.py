@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 
 from mer_jax.models import layers
+from mer_jax.models.contract import ModelSpec, SmallPreset
 
 DEFAULT_INPUT_SHAPE = (28, 28, 2)
 # SMIC-HS / MEGC 2019 composite (CDE) have 3 classes; CASME II and SAMM runs use 4 or 5.
@@ -244,3 +245,19 @@ def aux_loss(out: dict, labels: jax.Array) -> jax.Array:
     # Binary cross-entropy on logits: -[t log p + (1 - t) log(1 - p)], p = sigmoid(logit).
     bce = -(targets * jax.nn.log_sigmoid(logits) + (1.0 - targets) * jax.nn.log_sigmoid(-logits))
     return PROPOSAL_WEIGHT * jnp.mean(bce, axis=-1)
+
+
+SPEC = ModelSpec(
+    name="feature_refinement",
+    seed="002",
+    module=Model,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    num_classes=DEFAULT_NUM_CLASSES,
+    ablations=ABLATIONS,
+    width_kwarg="shared_features",
+    small=SmallPreset(
+        size=28,
+        kwargs={"shared_features": 128, "detector_features": 32, "head_features": 64},
+    ),
+    aux_loss=aux_loss,
+)

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from mer_jax.models import layers
+from mer_jax.models.contract import ModelSpec, SmallPreset
 
 DEFAULT_INPUT_SHAPE = (224, 224, 1)
 DEFAULT_NUM_CLASSES = 5
@@ -154,3 +155,15 @@ class Model(nn.Module):
         out["pre_logits"] = x
         logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
         return logits.astype(jnp.float32), out
+
+
+SPEC = ModelSpec(
+    name="micro_attention",
+    seed="000",
+    module=Model,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    num_classes=DEFAULT_NUM_CLASSES,
+    ablations=ABLATIONS,
+    width_kwarg="width",
+    small=SmallPreset(size=48, kwargs={"width": 16}),
+)

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax.models import layers
+from mer_jax.models.contract import ModelSpec, SmallPreset
 
 DEFAULT_INPUT_SHAPE = (20, 192, 192, 2)
 # CASME I (4 classes), the dataset of the ablation in Table 2; CASME II has 5, SMIC-HS 3.
@@ -287,3 +288,16 @@ def aux_loss(out: dict, labels: jax.Array) -> jax.Array:
     if "mask_l1_penalty" not in out:
         return jnp.zeros(labels.shape[:1], jnp.float32)
     return out["mask_l1_penalty"].astype(jnp.float32)
+
+
+SPEC = ModelSpec(
+    name="stanet",
+    seed="004",
+    module=Model,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    num_classes=DEFAULT_NUM_CLASSES,
+    ablations=ABLATIONS,
+    width_kwarg="width",
+    small=SmallPreset(size=32, frames=(4,), kwargs={"width": 8}),
+    aux_loss=aux_loss,
+)

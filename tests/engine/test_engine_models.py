@@ -61,7 +61,7 @@ def _optimizer(name, steps_per_epoch, frozen):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fold_parallel_equals_one_fold_at_a_time(name):
     kwargs, shape, dtype, opt = CASES[name]
-    module = models.get_module(name)
+    spec = models.spec(name)
     subj, labels, x = _problem(shape, dtype)
     table = protocols.loso(subj)
     schedule, folds, codes = engine.prepare(
@@ -69,10 +69,10 @@ def test_fold_parallel_equals_one_fold_at_a_time(name):
     )
     data = engine.Data(jnp.asarray(x), jnp.asarray(labels), jnp.asarray(codes))
     model = models.build(name, NUM_CLASSES, **kwargs)
-    frozen = getattr(module, "FROZEN", None)
+    frozen = spec.frozen
     tx = _optimizer(opt, schedule.steps_per_epoch, frozen)
     aug = engine.Augment()
-    aux = getattr(module, "aux_loss", None)
+    aux = spec.aux_loss
     run = lambda f, **kw: engine.train_folds(model, tx, schedule, aug, data, f, aux_loss=aux, **kw)
     together = run(folds, strategy="vmap", step_loop="scan")
     # The last fold alone (its keys depend on its fold id only): a program of one fold, the
@@ -105,7 +105,7 @@ def test_frozen_trunk_runs_once_and_the_head_trains_on_its_features():
     _, _, x = _problem((2, 2, 16, 16, 3), np.uint8, n=5)
     lines = []
     features, head, initial = sweep.frozen_trunk_features(
-        aman, model, jnp.asarray(x), None, seed=3, log=lines.append, chunk=2
+        aman.SPEC.trunk_head, model, jnp.asarray(x), None, seed=3, log=lines.append, chunk=2
     )
     assert isinstance(head, aman.Head) and initial is None
     key = jax.random.fold_in(jax.random.key(3), 2**31 - 1)

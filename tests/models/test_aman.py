@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mer_jax import models
-from mer_jax.models import aman
+from mer_jax.models import aman, weights
 
 TORCHVISION_RESNET18_PARAMS = 11_689_512  # torchvision.models.resnet18(), fc included
 TORCHVISION_FC_PARAMS = 512 * 1000 + 1000
@@ -449,7 +449,7 @@ def test_pretrained_model_matches_numpy_torchvision_forward(tmp_path):
     model = aman.Model(num_classes=3, width=width)
     x = np.random.default_rng(4).uniform(size=(n_clips, n, k, size, size, 3)).astype(np.float32)
     init = random_variables(model, x)
-    variables = aman.merge_variables(
+    variables = weights.merge_variables(
         init, aman.load_torchvision_resnet18(tmp_path / "tiny.npz", width=width)
     )
     logits, out = model.apply(variables, x)
@@ -467,6 +467,6 @@ def test_pretrained_model_matches_numpy_torchvision_forward(tmp_path):
     np.testing.assert_allclose(logits, ref_logits, rtol=1e-4, atol=1e-4 * scale)
 
     with pytest.raises(ValueError, match="shape"):
-        aman.merge_variables(
+        weights.merge_variables(
             init, {"params": {"head": {"classifier": {"bias": np.zeros(7, np.float32)}}}}
         )
