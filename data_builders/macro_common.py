@@ -6,7 +6,7 @@ builder stores one example per image: still images as they are, sequences
 (CK+, Oulu-CASIA, MUG) as their selected frames, one example each, with the
 frame number in `frame` and the sequence in `clip`. Images are resized to
 S x S with cv2.INTER_AREA as RGB uint8, grey images replicated to 3 channels
-(the rule of `me_common.load_frames`, which reads every image file here). No
+(the rule of `clips.load_frames`, which reads every image file here). No
 `label`: `mer_jax.label_schemes` maps the stored `emotion` (the
 dataset's own name for it) to the classes of a protocol.
 
@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_builders import me_common
-from data_builders.me_common import AnnotationError
+from data_builders import clips, sheets
+from data_builders.sheets import AnnotationError
 
 __all__ = ["AnnotationError", "Item", "MacroBuilder", "MacroConfig", "features"]
 
@@ -145,7 +145,7 @@ def example(item: Item, size: int) -> dict:
     if item.pixels is not None:
         image = grey_to_rgb(item.pixels, size)
     else:
-        image = me_common.load_frames([item.path], size, item.where)[0]
+        image = clips.load_frames([item.path], size, item.where)[0]
     return {
         "image": image,
         "dataset": item.dataset,
@@ -218,7 +218,7 @@ class MacroBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """Split name -> the images to store, in order."""
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = me_common.manual_dir(dl_manager)
+        root = sheets.manual_dir(dl_manager)
         splits = self._items(root)
         check_items(splits, self.name, root)
         sizes = {split: len(items) for split, items in splits.items()}

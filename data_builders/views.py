@@ -30,10 +30,10 @@ Other names follow the same pattern: `apex_<S>`, `evm_apex_<S>`, `flow_<S>`,
 (TV-L1 in JAX unless given).
 
 Apex rule: the annotation where the dataset has one (`ground_truth`; sheet
-repairs as in `me_common`); SMIC has none, so its apex views follow the seeds
-(SEEDS.md): `mid_clip` for `apex_*` (seed 000) and `evm_apex_*` (seed 001
-does not say; the mid-clip frame, as seed 000), `interframe_diff` for `flow_*`
-(seed 002). The AMAN and STANet views use onset..offset and no apex.
+repairs as in `me_common`); SMIC has none, so its apex views follow the seeds'
+papers: `mid_clip` for `apex_*` (seed 000) and `evm_apex_*` (seed 001 does not
+say; the mid-clip frame, as seed 000), `interframe_diff` for `flow_*` (seed
+002). The AMAN and STANet views use onset..offset and no apex.
 
 Flow: `flow_*` uses OpenCV's TV-L1 (one pair per clip, the paper's method);
 `flowseq_*` uses the JAX TV-L1 (`mer_jax/preprocess/flow.py`, same algorithm and defaults,
@@ -52,8 +52,11 @@ loads the stored input as it is; the sweep's view keys (`input.image_size`,
 named in a log line.
 
 The view is computed per clip with the very functions a sweep's on-the-fly path
-uses (`mer_jax.preprocess.representations.REPRESENTATIONS`), from frames read exactly as the
-frames config reads them; `mer_jax.data` loads the stored `input` directly.
+uses, from frames read exactly as the frames config reads them; `mer_jax.data`
+loads the stored `input` directly. What each representation reads, and the
+shape and dtype of its input, come from the one table
+`mer_jax.preprocess.representations.REPRESENTATIONS`; a view adds its name, its
+settings and how its frames are read.
 """
 
 from __future__ import annotations
@@ -66,11 +69,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-REPRESENTATIONS = ("apex", "evm_apex", "flow", "aman_stack", "flow_sequence")
+from mer_jax.preprocess import flow, representations
+
 EULERIAN = "eulerian"
 # SMIC (no apex annotation): the rule each seed uses; representations absent here read no apex.
 UNANNOTATED_APEX = {"apex": "mid_clip", "evm_apex": "mid_clip", "flow": "interframe_diff"}
-_READS_APEX = ("apex", "evm_apex", "flow")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,19 +135,17 @@ class View:
         }
 
     @property
+    def table(self) -> representations.Representation:
+        """Its row of `representations.REPRESENTATIONS` (what it reads, shape and dtype)."""
+        return representations.REPRESENTATIONS[self.representation]
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        s = self.size
-        if self.representation in ("apex", "flow"):
-            return (s, s, self.channels)
-        if self.representation == "evm_apex":
-            return (s, s, 3)
-        if self.representation == "aman_stack":
-            return (self.num_frames, len(self.factors), s, s, 3)
-        return (self.num_frames, s, s, 2)  # flow_sequence
+        return tuple(self.table.shape(self.spec()))
 
     @property
     def dtype(self) -> type:
-        return np.float32 if self.representation in ("flow", "flow_sequence") else np.uint8
+        return self.table.dtype
 
     def feature(self) -> tfds.features.Tensor:
         return tfds.features.Tensor(
@@ -155,36 +156,8 @@ class View:
         """One line with every setting, for the config description and error messages."""
         shape = "x".join(str(d) for d in self.shape)
         dtype = np.dtype(self.dtype).name
-        rep = self.representation
-        apex = f", apex {self.apex}" if rep in _READS_APEX else ""
-        if rep == "apex":
-            what = "apex frame" + (" (grey)" if self.channels == 1 else "")
-        elif rep == "evm_apex":
-            e = self.evm
-            what = (
-                f"EVM-magnified apex frame (alpha {e.alpha:g}, band {e.low:g}-{e.high:g} of "
-                f"Nyquist, {e.filter} filter, lambda_c {e.lambda_c:g})"
-            )
-        elif rep == "flow":
-            strain = " + optical strain" if self.channels == 3 else ""
-            what = f"onset->apex {self.flow_method} optical flow{strain}"
-        elif rep == "aman_stack":
-            factors = ",".join(f"{a:g}" for a in self.factors)
-            magnifier = (
-                f"learned magnifier {os.path.basename(self.magnifier_checkpoint)} "
-                f"(sha256 {self.magnifier_sha256[:12]})"
-                if self.magnifier_checkpoint
-                else "Eulerian magnification"
-            )
-            what = (
-                f"onset..offset TIM-normalised to {self.num_frames} frames, each magnified "
-                f"against the onset at factors {factors} by {magnifier}"
-            )
-        else:
-            what = (
-                f"onset..offset linearly interpolated to {self.num_frames + 1} frames, "
-                f"{self.flow_method} flow between adjacent frames"
-            )
+        apex = f", apex {self.apex}" if self.table.reads_apex else ""
+        what = _WHAT[self.representation](self)
         return f"view {self.name}: {what}{apex}; input {shape} {dtype}"
 
     def metadata(self) -> dict:
@@ -201,33 +174,7 @@ class View:
 
     def check(self, where: str, *, has_apex: bool = True) -> None:
         """ValueError naming `where` (the builder config) and the field for a bad setting."""
-        from mer_jax.preprocess import flow, representations
-
-        bad = None
-        if self.representation not in REPRESENTATIONS:
-            bad = f"representation {self.representation!r} not one of {REPRESENTATIONS}"
-        elif not isinstance(self.size, int) or self.size < 1:
-            bad = f"size {self.size!r} is not a positive int"
-        elif self.read_size is not None and (
-            not isinstance(self.read_size, int) or self.read_size < 1
-        ):
-            bad = f"read_size {self.read_size!r} is not a positive int"
-        elif self.apex not in representations.APEX_RULES:
-            bad = f"apex {self.apex!r} not one of {representations.APEX_RULES}"
-        elif not has_apex and self.apex == "ground_truth" and self.representation in _READS_APEX:
-            bad = "apex 'ground_truth', but this dataset has no apex annotation (use 'mid_clip' or 'interframe_diff')"
-        elif self.flow_method not in flow.METHODS:
-            bad = f"flow_method {self.flow_method!r} not one of {sorted(flow.METHODS)}"
-        elif self.representation == "apex" and self.channels not in (1, 3):
-            bad = f"channels {self.channels!r}: apex views have 1 or 3"
-        elif self.representation == "flow" and self.channels not in (2, 3):
-            bad = f"channels {self.channels!r}: flow views have 2 (dx, dy) or 3 (+ strain)"
-        elif self.representation in ("aman_stack", "flow_sequence") and self.num_frames < 1:
-            bad = f"num_frames {self.num_frames!r} must be >= 1"
-        elif self.representation == "aman_stack" and not self.factors:
-            bad = "factors is empty"
-        elif self.magnifier_checkpoint and self.representation != "aman_stack":
-            bad = "magnifier_checkpoint is only read by aman_stack views"
+        bad = _problem(self, has_apex)
         if bad:
             raise ValueError(f"{where}: view {self.name!r}: {bad}")
 
@@ -237,9 +184,7 @@ class View:
 
     def compute_many(self, clips: Sequence[tuple]) -> np.ndarray:
         """This view of several clips `(frames, onset, apex, offset, clip id)`, (N, ...):
-        one batched call where the representation has one (`representations.BATCHED`)."""
-        from mer_jax.preprocess import representations
-
+        one batched call where the representation has one (`Representation.batch`)."""
         batch = [
             representations.Clip(frames, int(onset), int(apex), int(offset), clip)
             for frames, onset, apex, offset, clip in clips
@@ -252,6 +197,78 @@ class View:
                 f"{self.shape} {np.dtype(self.dtype).name}"
             )
         return x
+
+
+def _what_evm(view: View) -> str:
+    e = view.evm
+    return (
+        f"EVM-magnified apex frame (alpha {e.alpha:g}, band {e.low:g}-{e.high:g} of "
+        f"Nyquist, {e.filter} filter, lambda_c {e.lambda_c:g})"
+    )
+
+
+def _what_aman(view: View) -> str:
+    factors = ",".join(f"{a:g}" for a in view.factors)
+    magnifier = (
+        f"learned magnifier {os.path.basename(view.magnifier_checkpoint)} "
+        f"(sha256 {view.magnifier_sha256[:12]})"
+        if view.magnifier_checkpoint
+        else "Eulerian magnification"
+    )
+    return (
+        f"onset..offset TIM-normalised to {view.num_frames} frames, each magnified "
+        f"against the onset at factors {factors} by {magnifier}"
+    )
+
+
+# Representation -> what a view of it holds, in words (`View.describe`).
+_WHAT = {
+    "apex": lambda v: "apex frame" + (" (grey)" if v.channels == 1 else ""),
+    "evm_apex": _what_evm,
+    "flow": lambda v: (
+        f"onset->apex {v.flow_method} optical flow"
+        + (" + optical strain" if v.channels == 3 else "")
+    ),
+    "aman_stack": _what_aman,
+    "flow_sequence": lambda v: (
+        f"onset..offset linearly interpolated to {v.num_frames + 1} frames, "
+        f"{v.flow_method} flow between adjacent frames"
+    ),
+}
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and value >= 1
+
+
+def _problem(view: View, has_apex: bool) -> str | None:
+    """What is wrong with `view`'s settings, in words; None when nothing is."""
+    known = tuple(representations.REPRESENTATIONS)
+    if view.representation not in known:
+        return f"representation {view.representation!r} not one of {known}"
+    table = view.table
+    if not _positive_int(view.size):
+        return f"size {view.size!r} is not a positive int"
+    if view.read_size is not None and not _positive_int(view.read_size):
+        return f"read_size {view.read_size!r} is not a positive int"
+    if view.apex not in representations.APEX_RULES:
+        return f"apex {view.apex!r} not one of {representations.APEX_RULES}"
+    if not has_apex and view.apex == "ground_truth" and table.reads_apex:
+        return (
+            "apex 'ground_truth', but this dataset has no apex annotation "
+            "(use 'mid_clip' or 'interframe_diff')"
+        )
+    if view.flow_method not in flow.METHODS:
+        return f"flow_method {view.flow_method!r} not one of {sorted(flow.METHODS)}"
+    if table.channels and view.channels not in table.channels:
+        return f"channels {view.channels!r}: {view.representation} views have {table.channels}"
+    if "num_frames" in table.reads and view.num_frames < 1:
+        return f"num_frames {view.num_frames!r} must be >= 1"
+    if "factors" in table.reads and not view.factors:
+        return "factors is empty"
+    if view.magnifier_checkpoint and "magnifier_checkpoint" not in table.reads:
+        return "magnifier_checkpoint is only read by aman_stack views"
+    return None
 
 
 # Clips per view call while building: batched representations (aman_stack, flow_sequence)

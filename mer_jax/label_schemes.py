@@ -296,14 +296,20 @@ def get(name: str) -> Scheme:
     return SCHEMES[name]
 
 
-def _text(value) -> str:
+def text(value) -> str:
+    """A stored value as str: TFDS gives Text features as UTF-8 bytes; anything else via str().
+
+    The package's one bytes-to-text helper. It lives here because this module imports
+    nothing of the package, so every reader of builder metadata (`mer_jax.data`,
+    `mer_jax.protocols`, the builders) can import it without an import cycle.
+    """
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _key(value) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # A numeric cell: 3.0 -> '3'.
-    return " ".join(_text(value).split()).lower()
+    return " ".join(text(value).split()).lower()
 
 
 def _where(where, i: int) -> str:
@@ -311,7 +317,7 @@ def _where(where, i: int) -> str:
         return f"item {i}"
     if isinstance(where, str):
         return f"{where} item {i}"
-    return _text(where[i])
+    return text(where[i])
 
 
 def apply(
@@ -330,9 +336,9 @@ def apply(
     scheme = get(scheme) if isinstance(scheme, str) else scheme
     n = len(emotions)
     if isinstance(dataset, str | bytes):
-        datasets = [_text(dataset)] * n
+        datasets = [text(dataset)] * n
     else:
-        datasets = [_text(d) for d in dataset]
+        datasets = [text(d) for d in dataset]
         if len(datasets) != n:
             raise ValueError(f"{len(datasets)} dataset names for {n} values")
     if where is not None and not isinstance(where, str) and len(where) != n:
@@ -353,7 +359,7 @@ def apply(
             if scheme.field == "objective_class" and not _key(value):
                 hint = " (empty: for CASME II put CASME2-ObjectiveClasses.xlsx in manual_dir)"
             raise ValueError(
-                f"{_where(where, i)}: {scheme.field} {_text(value)!r} of dataset {ds!r} is not in "
+                f"{_where(where, i)}: {scheme.field} {text(value)!r} of dataset {ds!r} is not in "
                 f"label scheme {scheme.name!r}{hint}; known: {sorted(table)}"
             )
         if cls != EXCLUDE:

@@ -44,6 +44,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from mer_jax import label_schemes
+
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
 MEGC2019_LIST = "megc2019_combined_3class_gt.csv"
 LABEL_MISMATCH = ("warn", "note", "error")
@@ -142,7 +144,7 @@ def check_no_leakage(table: FoldTable, subjects: Sequence[str]) -> None:
 
 
 def _text(values) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)
+    return np.array([label_schemes.text(v) for v in values], dtype=str)
 
 
 # ----------------------------------------------------------------------------

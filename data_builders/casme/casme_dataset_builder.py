@@ -19,7 +19,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common, views
+from data_builders import clips, me_common, sheets, views
 
 # The sheet is found by its header when it is not named like this.
 SHEETS = ("CASME-coding-20140508.xlsx", "casme.xlsx")
@@ -67,18 +67,18 @@ class Builder(me_common.MEBuilder):
     header. A folder may also sit one level down.
     """
 
-    def _records(self, root: Path) -> list[me_common.Record]:
+    def _records(self, root: Path) -> list[clips.Record]:
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        sheet = me_common.find_sheet(root, SHEETS, SIGNATURE, "CASME coding sheet", instructions)
+        sheet = sheets.find_sheet(root, SHEETS, SIGNATURE, "CASME coding sheet", instructions)
         release = self.builder_config.release
-        frames_root = me_common.find_dir(
+        frames_root = sheets.find_dir(
             root, RELEASE_DIRS[release], f"CASME {release} frames", instructions
         )
-        return me_common.records_from_sheet(
-            me_common.read_sheet(sheet, HEADERS),
+        return clips.records_from_sheet(
+            sheets.read_sheet(sheet, HEADERS),
             dataset="casme",
             headers={k: v if isinstance(v, str) else v[0] for k, v in HEADERS.items()},
-            subject_folder=lambda row: me_common.numbered_id(row, "subject", "Subject", "sub", 2),
+            subject_folder=lambda row: sheets.numbered_id(row, "subject", "Subject", "sub", 2),
             frames_root=frames_root,
-            corrections=me_common.Corrections(root),
+            corrections=sheets.Corrections(root),
         )

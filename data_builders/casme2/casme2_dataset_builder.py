@@ -12,7 +12,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common, views
+from data_builders import clips, me_common, sheets, views
 
 SHEETS = ("CASME2-coding-20140508.xlsx", "CASME2-coding-updated.xlsx")
 OBJECTIVE_SHEET = "CASME2-ObjectiveClasses.xlsx"
@@ -35,7 +35,7 @@ SIZES = (112, 224)
 def read_objective_classes(root: Path) -> dict[str, str] | None:
     """clip id -> MEGC 2018 objective class ('1'..'7') from CASME2-ObjectiveClasses.xlsx, if
     the user has it (header row: Subject, Filename, Objective Class)."""
-    path = me_common.find_file(root, (OBJECTIVE_SHEET,))
+    path = sheets.find_file(root, (OBJECTIVE_SHEET,))
     if path is None:
         return None
     columns = {
@@ -44,14 +44,14 @@ def read_objective_classes(root: Path) -> dict[str, str] | None:
         "objective_class": ("Objective Class", "Objective Classes"),
     }
     out, rows = {}, {}
-    for row in me_common.read_sheet(path, columns):
-        subject = me_common.numbered_id(row, "subject", "Subject", "sub", 2)
-        clip = f"casme2/{subject}/{me_common.required_text(row, 'filename', 'Filename')}"
+    for row in sheets.read_sheet(path, columns):
+        subject = sheets.numbered_id(row, "subject", "Subject", "sub", 2)
+        clip = f"casme2/{subject}/{sheets.required_text(row, 'filename', 'Filename')}"
         if clip in out:
-            raise me_common.AnnotationError(
+            raise sheets.AnnotationError(
                 f"{row.where} ({clip}): duplicate clip, also on {rows[clip]}"
             )
-        out[clip] = me_common.required_text(row, "objective_class", "Objective Class")
+        out[clip] = sheets.required_text(row, "objective_class", "Objective Class")
         rows[clip] = row.where
     return out
 
@@ -82,21 +82,21 @@ class Builder(me_common.MEBuilder):
     A folder may also sit one level down (manual_dir/CASME2/Cropped/...).
     """
 
-    def _records(self, root: Path) -> list[me_common.Record]:
+    def _records(self, root: Path) -> list[clips.Record]:
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        sheet = me_common.find_sheet(
+        sheet = sheets.find_sheet(
             root, SHEETS, ("OnsetFrame", "ApexFrame"), "CASME II coding sheet", instructions
         )
         release = self.builder_config.release
-        frames_root = me_common.find_dir(
+        frames_root = sheets.find_dir(
             root, RELEASE_DIRS[release], f"CASME II {release} frames", instructions
         )
-        return me_common.records_from_sheet(
-            me_common.read_sheet(sheet, HEADERS),
+        return clips.records_from_sheet(
+            sheets.read_sheet(sheet, HEADERS),
             dataset="casme2",
             headers=HEADERS,
-            subject_folder=lambda row: me_common.numbered_id(row, "subject", "Subject", "sub", 2),
+            subject_folder=lambda row: sheets.numbered_id(row, "subject", "Subject", "sub", 2),
             frames_root=frames_root,
-            corrections=me_common.Corrections(root),
+            corrections=sheets.Corrections(root),
             objective=read_objective_classes(root),
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import macro_common, me_common
+from data_builders import clips, macro_common, sheets
 from data_builders.macro_common import AnnotationError
 
 EMOTIONS = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
@@ -81,8 +81,8 @@ class Builder(macro_common.MacroBuilder):
 
     def _items(self, root: Path) -> dict[str, list[macro_common.Item]]:
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        images = me_common.find_dir(root, IMAGE_DIRS, "CK+ images", instructions)
-        labels = me_common.find_dir(root, LABEL_DIRS, "CK+ emotion labels", instructions)
+        images = sheets.find_dir(root, IMAGE_DIRS, "CK+ images", instructions)
+        labels = sheets.find_dir(root, LABEL_DIRS, "CK+ emotion labels", instructions)
         keep = self.builder_config.frames
         items, seen = [], {}
         for path in sorted(labels.glob("*/*/*_emotion.txt")):
@@ -100,7 +100,7 @@ class Builder(macro_common.MacroBuilder):
             if labelled is None:
                 raise AnnotationError(f"{shown}: no frame number at the end of {stem!r}")
             folder = images / subject / sequence
-            frames = me_common.list_frames(folder, f"{shown} ({clip})")
+            frames = clips.list_frames(folder, f"{shown} ({clip})")
             if labelled not in frames:
                 raise AnnotationError(
                     f"{shown} ({clip}): the labelled frame {stem} has no image in {folder}"

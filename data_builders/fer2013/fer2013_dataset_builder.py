@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from etils import epath
 
-from data_builders import macro_common, me_common
+from data_builders import macro_common, sheets
 from data_builders.macro_common import AnnotationError
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -75,7 +75,7 @@ class Builder(macro_common.MacroBuilder):
     """
 
     def _items(self, root: Path) -> dict[str, list[macro_common.Item]]:
-        path = me_common.find_file(root, FILES)
+        path = sheets.find_file(root, FILES)
         if path is None:
             raise FileNotFoundError(
                 f"FER-2013 table not found in {root}: looked for {' or '.join(FILES)} there and "

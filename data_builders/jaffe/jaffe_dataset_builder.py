@@ -15,7 +15,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import macro_common, me_common
+from data_builders import macro_common, sheets
 from data_builders.macro_common import AnnotationError
 
 EMOTIONS = {
@@ -66,7 +66,7 @@ class Builder(macro_common.MacroBuilder):
         if root.is_dir() and _has_images(root):
             folder = root
         else:
-            folder = me_common.find_dir(root, FOLDERS, "JAFFE images", instructions)
+            folder = sheets.find_dir(root, FOLDERS, "JAFFE images", instructions)
         items = []
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or path.suffix.lower() not in SUFFIXES:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import macro_common, me_common
+from data_builders import clips, macro_common, sheets
 from data_builders.macro_common import AnnotationError
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
@@ -41,7 +41,7 @@ def window(numbers: list[int], apex: int, size: int) -> list[int]:
 
 
 def _apex(value, numbers: list[int], clip: str, notes: list[str], folder: Path) -> int:
-    text = me_common.cell_text(value)
+    text = sheets.cell_text(value)
     if not text:
         return numbers[(len(numbers) - 1) // 2]
     if not re.fullmatch(r"\d+", text) or int(text) not in numbers:
@@ -85,8 +85,8 @@ class Builder(macro_common.MacroBuilder):
 
     def _items(self, root: Path) -> dict[str, list[macro_common.Item]]:
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        subjects = me_common.find_dir(root, SUBJECT_DIRS, "MUG subject folders", instructions)
-        corrections = me_common.Corrections(root)
+        subjects = sheets.find_dir(root, SUBJECT_DIRS, "MUG subject folders", instructions)
+        corrections = sheets.Corrections(root)
         size = self.builder_config.frames
         items = []
         for subject_dir in macro_common.subfolders(subjects):
@@ -99,9 +99,9 @@ class Builder(macro_common.MacroBuilder):
                         clip, {"emotion": emotion_dir.name, "apex_frame": None}
                     )
                     emotion = macro_common.known_name(
-                        me_common.cell_text(cells["emotion"]), EMOTIONS, "emotion", where
+                        sheets.cell_text(cells["emotion"]), EMOTIONS, "emotion", where
                     )
-                    frames = me_common.list_frames(take, where)
+                    frames = clips.list_frames(take, where)
                     numbers = list(frames)
                     apex = _apex(cells["apex_frame"], numbers, clip, notes, take)
                     if notes:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import macro_common, me_common
+from data_builders import clips, macro_common, sheets
 
 EMOTIONS = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
 CAMERAS = ("VL", "NI")
@@ -73,9 +73,7 @@ class Builder(macro_common.MacroBuilder):
     def _items(self, root: Path) -> dict[str, list[macro_common.Item]]:
         config = self.builder_config
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        original = me_common.find_dir(
-            root, ("OriginalImg",), "Oulu-CASIA OriginalImg", instructions
-        )
+        original = sheets.find_dir(root, ("OriginalImg",), "Oulu-CASIA OriginalImg", instructions)
         folder = original / config.camera / config.lighting
         if not folder.is_dir():
             raise FileNotFoundError(
@@ -90,7 +88,7 @@ class Builder(macro_common.MacroBuilder):
                 emotion = macro_common.known_name(
                     sequence.name, EMOTIONS, "expression folder", where
                 )
-                frames = me_common.list_frames(sequence, where)
+                frames = clips.list_frames(sequence, where)
                 items += macro_common.sequence_items(
                     frames,
                     list(frames)[-config.frames :],

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import macro_common, me_common
+from data_builders import macro_common, sheets
 from data_builders.macro_common import AnnotationError
 
 EMOTIONS = {
@@ -72,7 +72,7 @@ class Builder(macro_common.MacroBuilder):
     def _items(self, root: Path) -> dict[str, list[macro_common.Item]]:
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
         release = self.builder_config.release
-        basic = me_common.find_dir(root, ("basic",), "RAF-DB basic folder", instructions)
+        basic = sheets.find_dir(root, ("basic",), "RAF-DB basic folder", instructions)
         labels = basic / "EmoLabel" / LABEL_FILE
         images = basic / "Image" / release
         for path, what in ((labels, "label file"), (images, f"{release} image folder")):

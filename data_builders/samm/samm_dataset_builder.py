@@ -13,7 +13,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common, views
+from data_builders import clips, me_common, sheets, views
 
 SHEETS = ("SAMM_Micro_FACS_Codes_v2.xlsx",)
 RELEASE_DIRS = {"raw": ("SAMM",)}
@@ -91,17 +91,17 @@ class Builder(me_common.MEBuilder):
     A folder may also sit one level down (manual_dir/SAMM/SAMM/006/...).
     """
 
-    def _records(self, root: Path) -> list[me_common.Record]:
+    def _records(self, root: Path) -> list[clips.Record]:
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        sheet = me_common.find_sheet(
+        sheet = sheets.find_sheet(
             root, SHEETS, ("Onset Frame", "Apex Frame"), "SAMM coding sheet", instructions
         )
-        frames_root = me_common.find_dir(root, RELEASE_DIRS["raw"], "SAMM frames", instructions)
-        return me_common.records_from_sheet(
-            me_common.read_sheet(sheet, HEADERS),
+        frames_root = sheets.find_dir(root, RELEASE_DIRS["raw"], "SAMM frames", instructions)
+        return clips.records_from_sheet(
+            sheets.read_sheet(sheet, HEADERS),
             dataset="samm",
             headers=HEADERS,
-            subject_folder=lambda row: me_common.numbered_id(row, "subject", "Subject", "", 3),
+            subject_folder=lambda row: sheets.numbered_id(row, "subject", "Subject", "", 3),
             frames_root=frames_root,
-            corrections=me_common.Corrections(root),
+            corrections=sheets.Corrections(root),
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from etils import epath
 
-from data_builders import me_common, views
+from data_builders import clips, me_common, sheets, views
 
 RELEASE_DIRS = {"raw": ("SMIC_all_raw",), "cropped": ("SMIC_all_cropped",)}
 CAMERAS = {"hs": "HS", "vis": "VIS", "nir": "NIR"}
@@ -107,10 +107,10 @@ class Builder(me_common.MEBuilder):
             )
         return super()._info()
 
-    def _records(self, root: Path) -> list[me_common.Record]:
+    def _records(self, root: Path) -> list[clips.Record]:
         config = self.builder_config
         instructions = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        release_dir = me_common.find_dir(
+        release_dir = sheets.find_dir(
             root, RELEASE_DIRS[config.release], f"SMIC {config.release} release", instructions
         )
         camera_dir = release_dir / CAMERAS[config.camera]
@@ -129,10 +129,10 @@ class Builder(me_common.MEBuilder):
             for emotion_dir in _dirs(micro):
                 for clip_dir in _dirs(emotion_dir):
                     at = str(clip_dir)
-                    frames = me_common.list_frames(clip_dir, at)
+                    frames = clips.list_frames(clip_dir, at)
                     numbers = list(frames)
                     records.append(
-                        me_common.Record(
+                        clips.Record(
                             dataset="smic",
                             source=source,
                             subject=subject,

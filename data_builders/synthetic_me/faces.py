@@ -14,6 +14,7 @@ last.
 
 Geometry is stored as fractions of the image side, so one identity renders at
 any size; displacements are in pixels at 112x112 and scale with the size.
+`painting` draws an identity's neutral face.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+
+from data_builders.synthetic_me import painting
 
 REFERENCE_SIZE = 112  # `amplitude_px` and the AU sigmas are pixels at this size.
 
@@ -362,7 +365,7 @@ def _gaussian_sum(x, y, centres, vectors, sigmas):
 @functools.lru_cache(maxsize=256)
 def _field_peak(subject: Subject, action_units: str) -> float:
     """Peak |sum of Gaussians| on the 112x112 grid, so the field peaks at 1."""
-    y, x = _grid(REFERENCE_SIZE)
+    y, x = painting.grid(REFERENCE_SIZE)
     dx, dy = _gaussian_sum(x, y, *action_unit_gaussians(subject, action_units, REFERENCE_SIZE))
     return float(np.sqrt(dx * dx + dy * dy).max())
 
@@ -382,7 +385,7 @@ def displacement_field(
     Content at x moves to about x + d(x): the frame is `neutral(x - d(x))`.
     Subject and clip gains and the intensity envelope multiply this in clips.
     """
-    y, x = _grid(size)
+    y, x = painting.grid(size)
     dx, dy = _field_at(subject, action_units, size, amplitude_px * size / REFERENCE_SIZE, x, y)
     return np.stack([dx, dy], -1).astype(np.float32)
 
@@ -415,163 +418,14 @@ def head_trajectory(spec: CorpusSpec, clip: Clip) -> np.ndarray:
 # Rendering.
 
 
-@functools.lru_cache(maxsize=8)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    return y, x
-
-
-def _soft_ellipse(x, y, centre, half_axes, angle=0.0, soft=0.6):
-    """Anti-aliased filled ellipse, alpha in [0, 1]; everything in px."""
-    c, s = np.cos(angle), np.sin(angle)
-    dx, dy = x - centre[0], y - centre[1]
-    u = (c * dx + s * dy) / half_axes[0]
-    v = (-s * dx + c * dy) / half_axes[1]
-    dist = (1.0 - np.sqrt(u * u + v * v)) * min(half_axes)
-    return np.clip(0.5 + dist / (2 * soft), 0.0, 1.0)
-
-
-def _segment(x, y, p, q, half_width, soft=0.6):
-    """A thick line from p to q as an ellipse."""
-    d = q - p
-    half_len = 0.5 * np.hypot(*d) + half_width
-    return _soft_ellipse(x, y, (p + q) / 2, (half_len, half_width), np.arctan2(d[1], d[0]), soft)
-
-
-def _over(img, alpha, colour):
-    a = alpha[..., None]
-    return img * (1 - a) + np.asarray(colour, np.float32) * a
-
-
 @functools.lru_cache(maxsize=64)
 def neutral_face(subject: Subject, size: int) -> np.ndarray:
-    """The subject's neutral face, float32 RGB (size, size, 3) in [0, 255].
+    """The subject's neutral face, float32 RGB (size, size, 3) in [0, 255]
+    (`painting.neutral_face` of its identity).
 
     Cached: returned arrays are read-only.
     """
-    idt = subject.identity
-    y, x = _grid(size)
-    px = lambda p: np.asarray(p) * size - 0.5  # noqa: E731
-    lm = {k: px(v) for k, v in idt.landmarks.items()}
-    centre, (ax, ay) = px(idt.centre), idt.axes * size
-    soft = 0.6
-    dark = idt.feature_darkness
-
-    # Background gradient, neck, face ellipse, hair.
-    g = (x / size - 0.5) * np.cos(idt.background_angle) + (y / size - 0.5) * np.sin(
-        idt.background_angle
-    )
-    g = np.clip(g + 0.5, 0, 1)[..., None]
-    img = idt.background[0] * (1 - g) + idt.background[1] * g
-    neck = _soft_ellipse(x, y, centre + (0, 1.1 * ay), (0.55 * ax, 0.7 * ay), 0.0, 1.0)
-    img = _over(img, neck, idt.skin * 0.8)
-    img = _over(img, _soft_ellipse(x, y, centre, (ax, ay), 0.0, 0.8), idt.skin)
-    u, v = (x - centre[0]) / ax, (y - centre[1]) / ay
-    head = _soft_ellipse(x, y, centre - (0, 0.04 * ay), (1.06 * ax, 1.1 * ay), 0.0, 0.8)
-    hair = head * np.clip(0.5 + (idt.hairline + 0.25 * u * u - v) * ay / (2 * soft), 0, 1)
-    img = _over(img, hair, idt.hair)
-
-    # Cheeks, nose, folds, chin.
-    for side in "lr":
-        sign = -1 if side == "l" else 1
-        cheek, ala, corner = lm[f"cheek_{side}"], lm[f"nose_ala_{side}"], lm[f"mouth_corner_{side}"]
-        img = _over(img, 0.15 * _soft_ellipse(x, y, cheek, (0.16 * ax, 0.09 * ay), 0, 2), idt.lips)
-        bridge = np.array([lm["nose_tip"][0] + sign * 0.09 * ax, lm["nose_tip"][1] - 0.17 * ay])
-        img = _over(
-            img,
-            0.12 * dark * _soft_ellipse(x, y, bridge, (0.025 * ax, 0.16 * ay), 0, 1),
-            idt.skin * 0.6,
-        )
-        img = _over(
-            img, 0.5 * _soft_ellipse(x, y, ala, (0.065 * ax, 0.055 * ay), 0, soft), idt.skin * 0.82
-        )
-        nostril = np.array([ala[0] - sign * 0.07 * ax, ala[1] + 0.025 * ay])
-        img = _over(
-            img,
-            0.8 * _soft_ellipse(x, y, nostril, (0.04 * ax, 0.02 * ay), sign * 0.3, soft),
-            idt.skin * 0.35,
-        )
-        fold_top = ala + (sign * 0.07 * ax, 0.02 * ay)
-        fold_end = corner + (sign * 0.07 * ax, 0.08 * ay)
-        fold = _segment(x, y, fold_top, fold_end, 0.013 * ay, soft)
-        img = _over(img, 0.3 * dark * fold, idt.skin * 0.55)
-    chin_crease = lm["lip_lower"] + (0, 0.09 * ay)
-    img = _over(
-        img,
-        0.5 * dark * _soft_ellipse(x, y, chin_crease, (0.13 * ax, 0.022 * ay), 0, soft),
-        idt.skin * 0.5,
-    )
-    img = _over(
-        img,
-        0.2 * dark * _soft_ellipse(x, y, lm["chin"], (0.2 * ax, 0.06 * ay), 0, 1.5),
-        idt.skin * 0.7,
-    )
-
-    # Mouth: lips, slit, corners.
-    cl, cr = lm["mouth_corner_l"], lm["mouth_corner_r"]
-    mid = (cl + cr) / 2
-    half = 0.5 * np.hypot(*(cr - cl))
-    angle = np.arctan2(*(cr - cl)[::-1])
-    up = mid[1] - lm["lip_upper"][1]
-    low = lm["lip_lower"][1] - mid[1]
-    upper = _soft_ellipse(
-        x, y, (mid[0], mid[1] - up / 2), (0.92 * half, up / 2 + 0.01 * ay), angle, soft
-    )
-    lower = _soft_ellipse(
-        x, y, (mid[0], mid[1] + low / 2), (0.8 * half, low / 2 + 0.01 * ay), angle, soft
-    )
-    img = _over(img, 0.85 * np.maximum(upper, lower), idt.lips)
-    img = _over(
-        img, 0.9 * _soft_ellipse(x, y, mid, (half, 0.02 * ay), angle, soft), idt.lips * 0.25
-    )
-    for corner in (cl, cr):
-        img = _over(
-            img,
-            0.6 * dark * _soft_ellipse(x, y, corner, (0.035 * ay, 0.03 * ay), 0, soft),
-            idt.skin * 0.4,
-        )
-
-    # Eyes: shadow below, sclera, iris, pupil, upper lid.
-    ew, eh = idt.eye_size[0] * ax, idt.eye_size[1] * ay
-    for side in "lr":
-        eye = lm[f"eye_{side}"]
-        img = _over(
-            img,
-            0.18 * dark * _soft_ellipse(x, y, eye + (0, 1.7 * eh), (0.9 * ew, 0.5 * eh), 0, 1),
-            idt.skin * 0.6,
-        )
-        sclera = _soft_ellipse(x, y, eye, (ew, eh), 0, soft)
-        img = _over(img, 0.9 * sclera, (225, 222, 215))
-        iris_c = eye + idt.gaze * (0.4 * ew, 0.2 * eh)
-        img = _over(
-            img, sclera * _soft_ellipse(x, y, iris_c, (1.15 * eh, 1.15 * eh), 0, soft), idt.iris
-        )
-        img = _over(
-            img, sclera * _soft_ellipse(x, y, iris_c, (0.5 * eh, 0.5 * eh), 0, soft), (15, 12, 10)
-        )
-        lid = _soft_ellipse(x, y, eye - (0, 0.85 * eh), (1.05 * ew, 0.3 * eh), 0, soft)
-        img = _over(img, 0.85 * lid, idt.hair * 0.6)
-
-    # Brows: two segments each, arched.
-    half_t = idt.brow_thickness * ay
-    for side in "lr":
-        inner, outer = lm[f"brow_inner_{side}"], lm[f"brow_outer_{side}"]
-        top = (inner + outer) / 2 - (0, 0.04 * ay)
-        brow = np.maximum(
-            _segment(x, y, outer, top, 0.8 * half_t, soft), _segment(x, y, top, inner, half_t, soft)
-        )
-        img = _over(img, idt.brow_darkness * brow, idt.hair)
-
-    # Texture (moves with the face), then illumination (a gradient).
-    # Mostly luminance; a little chroma.
-    tex = sum(
-        a * cv2.resize(t[..., :1] + 0.25 * t, (size, size), interpolation=cv2.INTER_CUBIC)
-        for a, t in zip((0.05, 0.03, 0.03), idt.texture)
-    )
-    img = img * (1.0 + tex)
-    light = (x / size - 0.5) * np.cos(idt.light_angle) + (y / size - 0.5) * np.sin(idt.light_angle)
-    img = img * (1.0 + 2 * idt.light_strength * light)[..., None]
-    img = np.clip(img, 0, 255).astype(np.float32)
+    img = painting.neutral_face(subject.identity, size)
     img.setflags(write=False)
     return img
 
@@ -628,7 +482,7 @@ def render_clip(
     motion = (
         head_trajectory(spec, clip) if head_motion else np.zeros((clip.num_frames, 3), np.float32)
     )
-    y0, x0 = _grid(size)
+    y0, x0 = painting.grid(size)
     c = (size - 1) / 2
     out = []
     for t in range(clip.num_frames) if frames is None else frames:

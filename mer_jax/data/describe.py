@@ -2,10 +2,10 @@
 
 `describe` counts, from a fold table and the sample arrays alone, the folds,
 the subjects each fold tests, train / test sizes, class counts per fold and
-pooled, and per-dataset counts; `render` writes that as text. `read_samples`
-reads the sample arrays of built datasets (every feature but the frames,
-which it leaves undecoded) and pools them; labels come from a label scheme
-(mer_jax.label_schemes) or, for builders that store one, the `label` feature.
+pooled, and per-dataset counts; `render` writes that as text. The command
+reads the samples of the built datasets with `mer_jax.data.read_metadata`
+(the reader `mer_jax.data.load` uses: the same pooling, label schemes and
+checks, no pixels decoded).
 """
 
 from __future__ import annotations
@@ -15,26 +15,16 @@ import collections
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Sequence
 
 import numpy as np
 
 from mer_jax import label_schemes, protocols
+from mer_jax.data import loader
 
 
-class Samples(NamedTuple):
-    """The pooled sample list of one or more built datasets (no pixels)."""
-
-    datasets: np.ndarray  # (N,) str, the builders' `source` ('smic' = SMIC-HS, 'smic_vis')
-    subjects: np.ndarray  # (N,) str
-    clips: np.ndarray  # (N,) str
-    labels: np.ndarray  # (N,) int32 into class_names
-    class_names: tuple[str, ...]
-
-
-def _text_array(values) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)
+def _strings(values) -> np.ndarray:
+    return np.array([label_schemes.text(v) for v in values], dtype=str)
 
 
 def _class_counts(labels: np.ndarray, class_names: Sequence[str], weights=None) -> dict[str, int]:
@@ -46,26 +36,7 @@ def _tally(values: np.ndarray) -> dict[str, int]:
     return dict(sorted(collections.Counter(values.tolist()).items()))
 
 
-def describe(
-    table: protocols.FoldTable,
-    subjects: Sequence[str],
-    labels: Sequence[int],
-    class_names: Sequence[str],
-    datasets: Sequence[str],
-    *,
-    protocol: str | None = None,
-) -> dict:
-    """Counts of `table` over the samples (JSON-ready).
-
-    Keys: num_samples, num_folds, class_names, per_fold_metrics, notes,
-    pooled (samples in some fold, their subjects and classes; test
-    predictions and their classes), by_dataset (samples, used, subjects,
-    class_counts, tested), folds (per fold: name, train/test sizes, subjects,
-    class and dataset counts, classes tested but never trained on), warnings.
-    """
-    subjects, datasets = _text_array(subjects), _text_array(datasets)
-    labels = np.asarray(labels)
-    class_names = tuple(class_names)
+def _check(table: protocols.FoldTable, subjects, labels, class_names, datasets) -> None:
     n = table.num_samples
     for name, values in (("subjects", subjects), ("labels", labels), ("datasets", datasets)):
         if len(values) != n:
@@ -77,13 +48,13 @@ def describe(
         raise ValueError(
             f"describe: labels[{bad[0]}] = {labels[bad[0]]} is not an index into {class_names}"
         )
-    train, test = table.train_mask, table.test_mask
-    used = (train | test).any(axis=0)
-    times_tested = test.sum(axis=0)
 
+
+def _folds(table, subjects, labels, class_names, datasets) -> tuple[list[dict], list[str]]:
+    """Per-fold counts, and a note for each fold that tests a class it never trains on."""
     folds, notes = [], []
     for f, name in enumerate(table.names):
-        tr, te = train[f], test[f]
+        tr, te = table.train_mask[f], table.test_mask[f]
         train_counts = _class_counts(labels[tr], class_names)
         test_counts = _class_counts(labels[te], class_names)
         untrained = [c for c in class_names if test_counts[c] and not train_counts[c]]
@@ -103,16 +74,48 @@ def describe(
                 "untrained_classes": untrained,
             }
         )
-    by_dataset = {}
+    return folds, notes
+
+
+def _by_dataset(used, times_tested, subjects, labels, class_names, datasets) -> dict:
+    out = {}
     for ds in sorted(set(datasets.tolist())):
         mine = datasets == ds
-        by_dataset[ds] = {
+        out[ds] = {
             "samples": int(mine.sum()),
             "used": int((mine & used).sum()),
             "subjects": len(set(subjects[mine & used].tolist())),
             "class_counts": _class_counts(labels[mine & used], class_names),
             "tested": int(times_tested[mine].sum()),
         }
+    return out
+
+
+def describe(
+    table: protocols.FoldTable,
+    subjects: Sequence[str],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    datasets: Sequence[str],
+    *,
+    protocol: str | None = None,
+) -> dict:
+    """Counts of `table` over the samples (JSON-ready).
+
+    Keys: num_samples, num_folds, class_names, per_fold_metrics, notes,
+    pooled (samples in some fold, their subjects and classes; test
+    predictions and their classes), by_dataset (samples, used, subjects,
+    class_counts, tested), folds (per fold: name, train/test sizes, subjects,
+    class and dataset counts, classes tested but never trained on), warnings.
+    """
+    subjects, datasets = _strings(subjects), _strings(datasets)
+    labels = np.asarray(labels)
+    class_names = tuple(class_names)
+    _check(table, subjects, labels, class_names, datasets)
+    n = table.num_samples
+    used = (table.train_mask | table.test_mask).any(axis=0)
+    times_tested = table.test_mask.sum(axis=0)
+    folds, notes = _folds(table, subjects, labels, class_names, datasets)
     pooled = {
         "samples": int(used.sum()),
         "unused": int(n - used.sum()),
@@ -134,7 +137,7 @@ def describe(
         "per_fold_metrics": table.per_fold_metrics,
         "notes": list(table.notes),
         "pooled": pooled,
-        "by_dataset": by_dataset,
+        "by_dataset": _by_dataset(used, times_tested, subjects, labels, class_names, datasets),
         "folds": folds,
         "warnings": notes,
     }
@@ -198,95 +201,6 @@ def render(summary: dict) -> str:
 
 
 # ----------------------------------------------------------------------------
-# Reading built datasets.
-
-
-def _read_builder(name: str, data_dir: str | None, split: str, log: Callable[[str], None]):
-    """Columns of every non-pixel feature of built dataset `name`, and its features."""
-    from mer_jax import data
-
-    builder = data.prepare_builder(name, data_dir, log=log)
-    features = builder.info.features
-    for key in ("subject", "clip"):
-        if key not in features:
-            raise ValueError(f"{name}: no {key!r} feature; describe needs subject and clip ids")
-    return data.read_columns(builder, split), features
-
-
-def read_samples(
-    names: Sequence[str],
-    *,
-    data_dir: str | None = None,
-    label_scheme: str | None = None,
-    fallback_scheme: str | None = None,
-    split: str = "train",
-    log: Callable[[str], None] = print,
-) -> Samples:
-    """The pooled sample list of built datasets `names` ('casme2/raw_112', 'smic/hs_112').
-
-    Labels: `label_scheme` if given (clips it excludes are dropped); else each
-    builder's `label` ClassLabel if every builder has one; else
-    `fallback_scheme` (e.g. the protocol's); else ValueError. A dataset that
-    is not built and needs your copy of the data raises FileNotFoundError
-    (mer_jax.data.prepare_builder); synthetic ones are built on first use.
-    """
-    if not names:
-        raise ValueError("read_samples: no dataset names")
-    read = [(name, *_read_builder(name, data_dir, split, log)) for name in names]
-    has_label = all(
-        "label" in features and type(features["label"]).__name__ == "ClassLabel"
-        for _, _, features in read
-    )
-    scheme = label_scheme or (None if has_label else fallback_scheme)
-    if scheme is None and not has_label:
-        lacking = [name for name, _, features in read if "label" not in features]
-        raise ValueError(
-            f"{lacking} store no 'label': choose a label scheme (--labels), one of "
-            f"{sorted(label_schemes.SCHEMES)}"
-        )
-    datasets, subjects, clips, labels, class_names = [], [], [], [], None
-    for name, columns, features in read:
-        clip = _text_array(columns["clip"])
-        base = name.split("/")[0]
-        source = _text_array(columns.get("source", columns.get("dataset", [base] * len(clip))))
-        if scheme is not None:
-            spec = label_schemes.get(scheme)
-            if spec.field not in columns:
-                raise ValueError(
-                    f"{name}: label scheme {scheme!r} reads feature {spec.field!r}, which this "
-                    f"dataset does not store"
-                )
-            dataset = columns.get("dataset", source)
-            y, keep = label_schemes.apply(spec, dataset, columns[spec.field], where=clip)
-            names_here = spec.classes
-        else:
-            y = np.asarray(columns["label"], np.int32)
-            keep = np.ones(len(clip), bool)
-            names_here = tuple(features["label"].names)
-        if class_names is not None and names_here != class_names:
-            raise ValueError(
-                f"{name}: classes {names_here} differ from {class_names} of {names[0]}; "
-                "pool datasets with one label scheme (--labels)"
-            )
-        class_names = names_here
-        datasets.append(source[keep])
-        subjects.append(_text_array(columns["subject"])[keep])
-        clips.append(clip[keep])
-        labels.append(np.asarray(y, np.int32)[keep])
-    clips_all = np.concatenate(clips)
-    ids, counts = np.unique(clips_all, return_counts=True)
-    if (counts > 1).any():
-        raise ValueError(f"{names}: clip {ids[counts > 1][0]!r} comes from more than one dataset")
-    return Samples(
-        np.concatenate(datasets),
-        np.concatenate(subjects),
-        clips_all,
-        np.concatenate(labels),
-        class_names,
-    )
-
-
-# ----------------------------------------------------------------------------
 # Command line.
 
 
@@ -303,8 +217,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--labels",
         default=None,
         metavar="SCHEME",
-        help="label scheme (default: the builders' 'label', else the protocol's scheme); one of "
-        + ", ".join(sorted(label_schemes.SCHEMES)),
+        help="label scheme (default: each builder's 'label' where it stores one, else the "
+        "protocol's scheme); one of " + ", ".join(sorted(label_schemes.SCHEMES)),
     )
     p.add_argument("--data-dir", default=None, help="TFDS data dir (default TFDS_DATA_DIR)")
     p.add_argument("--split", default="train")
@@ -319,19 +233,20 @@ def cmd_describe(args) -> int:
             f"--protocol {args.protocol!r} unknown; known: {sorted(protocols.PROTOCOLS)}"
         )
     protocol = protocols.PROTOCOLS[args.protocol]
-    # TFDS prints while it builds a synthetic set: keep stdout for the answer.
+    # TFDS prints while it builds a synthetic set, and the reader logs with print: keep stdout
+    # for the answer.
     with contextlib.redirect_stdout(sys.stderr):
-        samples = read_samples(
-            args.names,
+        samples = loader.read_metadata(
+            "+".join(args.names),
+            label_scheme=args.labels or "",
+            default_label_scheme=protocol.label_scheme or "",
             data_dir=args.data_dir,
-            label_scheme=args.labels,
-            fallback_scheme=protocol.label_scheme,
             split=args.split,
         )
     table = protocols.make_folds(
         args.protocol,
         samples.subjects,
-        datasets=samples.datasets,
+        datasets=samples.sources,
         clips=samples.clips,
         labels=samples.labels,
         class_names=samples.class_names,
@@ -342,7 +257,7 @@ def cmd_describe(args) -> int:
         samples.subjects,
         samples.labels,
         samples.class_names,
-        samples.datasets,
+        samples.sources,
         protocol=args.protocol,
     )
     summary["datasets"] = list(args.names)

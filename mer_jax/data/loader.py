@@ -1,12 +1,16 @@
-"""Builder -> tfds.data_source -> model inputs -> the whole dataset as host arrays.
+"""Builder -> per-clip metadata and model inputs -> the whole dataset as host arrays.
 
 The sweep then puts the arrays on the accelerator once (engine.Data); every
 fold indexes into them. `name` may join several built datasets with '+'
 (e.g. 'casme2/cropped_112+samm/raw_112' for seed 000's composite): their
-examples are pooled in that order. Labels come from the builder's `label`
-feature (synthetic corpora) or from a label scheme (`mer_jax.label_schemes`)
-applied to the stored emotions of the real datasets; clips a scheme excludes
-are counted in the log, never dropped silently.
+examples are pooled in that order.
+
+`read_metadata` is the one reader of a built dataset's per-clip metadata
+(subject, clip, source ids and labels; no pixels decoded): `load` and
+`mer-jax data describe` both read through it. Labels come from the builder's
+`label` feature (synthetic corpora) or from a label scheme
+(`mer_jax.label_schemes`) applied to the stored emotions of the real datasets;
+clips a scheme excludes are counted in the log, never dropped silently.
 
 Model inputs: a view config (`data_builders/views.py`, e.g.
 `casme2/cropped_flow_28`) stores each clip's input in its `input` feature; it
@@ -19,6 +23,9 @@ value differs from the stored setting is named in a log line
 `casme2/cropped_112`) is turned into inputs by `mer_jax.preprocess` as the
 `input` keys say, once per (dataset, settings), cached as .npy files under
 `<data_dir>/mer_jax_inputs/`. Both kinds pool with '+'.
+
+tensorflow_datasets and the builders are imported where a dataset is read:
+importing this module does not need them.
 """
 
 import hashlib
@@ -26,14 +33,13 @@ import json
 import os
 import pathlib
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
-import data_builders
 from mer_jax import label_schemes
+from mer_jax.label_schemes import text
 from mer_jax.preprocess import representations
 
 
@@ -46,10 +52,6 @@ class Dataset(NamedTuple):
     class_names: tuple[str, ...]
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def default_data_dir() -> str:
     """TFDS_DATA_DIR if set, else TFDS's default (~/tensorflow_datasets)."""
     return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
@@ -57,6 +59,10 @@ def default_data_dir() -> str:
 
 def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[str], None] = print):
     """The TFDS builder of `name`, built first if it needs no input files (synthetic corpora)."""
+    import tensorflow_datasets as tfds
+
+    import data_builders
+
     data_builders.import_builder(name)
     builder = tfds.builder(name, data_dir=data_dir or None)
     if builder.is_prepared():
@@ -75,6 +81,10 @@ def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[st
 
 # Feature kinds read as metadata; frames and images are skipped (not decoded).
 METADATA_FEATURES = ("Text", "Scalar", "ClassLabel")
+# Text features every clip needs: its ids (subjects are unique across datasets).
+ID_FEATURES = ("subject", "clip", "source")
+# Where a user chooses a label scheme, for error messages.
+LABEL_SETTING = "config key 'input.label_scheme'; `mer-jax data describe --labels`"
 
 
 def read_columns(builder, split: str = "train") -> dict[str, list]:
@@ -95,6 +105,113 @@ def read_columns(builder, split: str = "train") -> dict[str, list]:
         for k in keys:
             columns[k].append(example[k])
     return columns
+
+
+class Part(NamedTuple):
+    """One '+'-joined part of a dataset name: its builder and which stored clips are kept."""
+
+    name: str  # 'casme2/cropped_112'
+    builder: Any  # its prepared tfds builder
+    keep: np.ndarray  # (n,) bool over its stored clips: False where the label scheme excludes
+
+
+class Metadata(NamedTuple):
+    """The kept clips of a (possibly pooled) built dataset, in pooled order; no pixels."""
+
+    labels: np.ndarray  # (N,) int32 into class_names
+    subjects: np.ndarray  # (N,) str, unique across source datasets
+    sources: np.ndarray  # (N,) str, e.g. 'casme2', 'samm', 'smic', 'smic_vis'
+    clips: np.ndarray  # (N,) str
+    class_names: tuple[str, ...]
+    parts: tuple[Part, ...]
+
+
+def _scheme_of(part: str, features, label_scheme: str, default: str, log):
+    """The label scheme that labels `part` (None: its own `label` feature)."""
+    name = label_scheme
+    if not name and "label" not in features and default:
+        name = default
+        log(f"{part}: labels by the protocol's label scheme {name}")
+    if not name and "label" not in features:
+        raise ValueError(
+            f"dataset {part} stores no 'label', only emotions: choose a label scheme "
+            f"({LABEL_SETTING}), one of {sorted(label_schemes.SCHEMES)}"
+        )
+    scheme = label_schemes.get(name) if name else None
+    if scheme is not None and scheme.field not in features:
+        raise ValueError(
+            f"dataset {part}: label scheme {scheme.name!r} reads feature {scheme.field!r}, "
+            "which this dataset does not store"
+        )
+    return scheme
+
+
+def _read_part(part: str, label_scheme: str, default: str, data_dir, split: str, log):
+    """(Part, class names, {id feature: kept values}, kept labels) of one built dataset."""
+    builder = prepare_builder(part, data_dir, log=log)
+    features = builder.info.features
+    missing = [key for key in ID_FEATURES if key not in features]
+    if missing:
+        raise ValueError(f"dataset {part} has no {missing} feature: every clip needs {ID_FEATURES}")
+    scheme = _scheme_of(part, features, label_scheme, default, log)
+    columns = read_columns(builder, split)
+    ids = {key: np.array([text(v) for v in columns[key]], dtype=str) for key in ID_FEATURES}
+    n = len(ids["clip"])
+    if scheme is None:
+        labels, keep = np.asarray(columns["label"], np.int32), np.ones(n, bool)
+        class_names = tuple(features["label"].names)
+    else:
+        datasets = columns["dataset"] if "dataset" in columns else ids["source"]
+        where = [f"{part} clip {c}" for c in ids["clip"]]
+        labels, keep = label_schemes.apply(scheme, datasets, columns[scheme.field], where)
+        class_names = tuple(scheme.classes)
+        if not keep.all():
+            log(f"{part}: label scheme {scheme.name} excludes {int((~keep).sum())} of {n} clips")
+    kept = {key: values[keep] for key, values in ids.items()}
+    return Part(part, builder, keep), class_names, kept, labels[keep]
+
+
+def read_metadata(
+    name: str,
+    *,
+    label_scheme: str = "",
+    default_label_scheme: str = "",
+    data_dir: str | None = None,
+    split: str = "train",
+    log: Callable[[str], None] = print,
+) -> Metadata:
+    """The clips of `name` ('a' or 'a+b+...'), labelled, from metadata alone (no pixels).
+
+    Labels of each part: `label_scheme` if set; else its `label` feature if it
+    stores one; else `default_label_scheme` (the protocol's); else ValueError.
+    Clips the scheme excludes are left out and counted in the log. The parts
+    must give the same classes, and no clip may appear twice. A dataset that is
+    not built and needs your copy of the data raises FileNotFoundError
+    (`prepare_builder`); synthetic ones are built on first use.
+    """
+    parts = [part for part in name.split("+") if part]
+    if not parts:
+        raise ValueError(f"dataset name {name!r} names no built dataset")
+    read = [_read_part(p, label_scheme, default_label_scheme, data_dir, split, log) for p in parts]
+    class_names = read[0][1]
+    for part, names, _, _ in read:
+        if names != class_names:
+            raise ValueError(
+                f"dataset {part.name} has classes {list(names)}, {parts[0]} has "
+                f"{list(class_names)}; pool datasets under one label scheme ({LABEL_SETTING})"
+            )
+    ids = {key: np.concatenate([kept[key] for _, _, kept, _ in read]) for key in ID_FEATURES}
+    clips, counts = np.unique(ids["clip"], return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"dataset {name}: clip {clips[counts > 1][0]} appears twice")
+    return Metadata(
+        np.concatenate([labels for *_, labels in read]).astype(np.int32),
+        ids["subject"],
+        ids["source"],
+        ids["clip"],
+        class_names,
+        tuple(part for part, *_ in read),
+    )
 
 
 def _spec_dict(spec) -> dict:
@@ -131,7 +248,7 @@ def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> 
     for i in tqdm(range(len(source)), desc=desc, unit="clip", disable=not progress):
         ex = source[i]
         clip = representations.Clip(
-            ex["frames"], int(ex["onset"]), int(ex["apex"]), int(ex["offset"]), _text(ex["clip"])
+            ex["frames"], int(ex["onset"]), int(ex["apex"]), int(ex["offset"]), text(ex["clip"])
         )
         x = to_input(clip, spec)
         if out is None:
@@ -168,9 +285,10 @@ def _plain(value):
 
 def ignored_keys(view: Mapping, spec: Mapping) -> list[str]:
     """'input.KEY=VALUE (stored S)' for each key of `spec` that the stored view's
-    representation reads (`representations.READS`) and that differs from the stored setting."""
+    representation reads (`representations.REPRESENTATIONS[...].reads`) and that differs from
+    the stored setting."""
     stored = view["input"]
-    keys = ("representation", *representations.READS[stored["representation"]])
+    keys = ("representation", *representations.REPRESENTATIONS[stored["representation"]].reads)
     out = []
     for key in keys:
         if key in spec and _plain(spec[key]) != _plain(stored[key]):
@@ -187,61 +305,23 @@ def _stored_inputs(builder, source, name: str, progress: bool) -> np.ndarray:
     return out
 
 
-def _load_one(name, data_dir, split, spec, log, progress, default_scheme=""):
-    builder = prepare_builder(name, data_dir, log=log)
-    source = tfds.data_source(name, data_dir=data_dir or None, split=split)
-    n = len(source)
-    features = builder.info.features
-    meta = {}
-    scheme_name = spec.get("label_scheme") or ""
-    if not scheme_name and "label" not in features and default_scheme:
-        scheme_name = default_scheme
-        log(f"{name}: labels by the protocol's label scheme {scheme_name}")
-    scheme = label_schemes.get(scheme_name) if scheme_name else None
-    field = scheme.field if scheme else "label"
-    if scheme is None and "label" not in features:
-        raise ValueError(
-            f"dataset {name} stores no labels, only emotions: set config key "
-            f"'input.label_scheme' (known: {sorted(label_schemes.SCHEMES)})"
-        )
-    columns = read_columns(builder, split)
-    text = lambda key: [_text(v) for v in columns[key]]
-    meta["subject"], meta["source"], meta["clip"] = text("subject"), text("source"), text("clip")
-    meta["label"] = text(field) if scheme else [int(v) for v in columns["label"]]
-    meta["dataset"] = text("dataset") if "dataset" in columns else meta["source"]
+def _part_inputs(part: Part, split: str, spec: Mapping, log, progress: bool) -> np.ndarray:
+    """The model input of every stored clip of one part: its stored view, else computed."""
+    builder = part.builder
+    source = builder.as_data_source(split=split)
     view = stored_view(builder)
     if view is None:
-        images = _inputs(builder, source, split, spec, log, progress)
-    else:
-        ignored = ignored_keys(view, spec)
-        log(
-            f"{name}: model inputs stored in the dataset ({view['description']}); "
-            + (
-                f"the stored view is used, config keys ignored: {', '.join(ignored)}"
-                if ignored
-                else "the config's input keys agree with it"
-            )
+        return _inputs(builder, source, split, spec, log, progress)
+    ignored = ignored_keys(view, spec)
+    log(
+        f"{part.name}: model inputs stored in the dataset ({view['description']}); "
+        + (
+            f"the stored view is used, config keys ignored: {', '.join(ignored)}"
+            if ignored
+            else "the config's input keys agree with it"
         )
-        images = _stored_inputs(builder, source, name, progress)
-    if scheme is None:
-        labels = np.asarray(meta["label"], np.int32)
-        class_names = tuple(features["label"].names)
-        keep = np.ones(n, bool)
-    else:
-        where = [f"{name} clip {c}" for c in meta["clip"]]
-        labels, keep = label_schemes.apply(scheme, meta["dataset"], meta["label"], where)
-        class_names = tuple(scheme.classes)
-        if not keep.all():
-            log(f"{name}: label scheme {scheme.name} excludes {int((~keep).sum())} of {n} clips")
-    pick = lambda xs: np.asarray(xs)[keep]
-    return Dataset(
-        images[keep],
-        labels[keep],
-        pick(meta["subject"]),
-        pick(meta["source"]),
-        pick(meta["clip"]),
-        class_names,
     )
+    return _stored_inputs(builder, source, part.name, progress)
 
 
 def load(
@@ -259,7 +339,7 @@ def load(
     `spec` is the sweep config's `input` section: representation, image_size,
     channels, apex, label_scheme, ... (see `mer_jax.preprocess`).
     `default_label_scheme` (the protocol's) labels datasets that store only
-    emotions when `spec.label_scheme` is empty.
+    emotions when `spec.label_scheme` is empty. Clips and labels: `read_metadata`.
     """
     representation = spec["representation"]
     if representation not in representations.REPRESENTATIONS:
@@ -267,31 +347,28 @@ def load(
             f"config key 'input.representation': unknown {representation!r}; "
             f"known: {sorted(representations.REPRESENTATIONS)}"
         )
-    parts = [part for part in name.split("+") if part]
-    loaded = [
-        _load_one(part, data_dir, split, spec, log, progress, default_label_scheme)
-        for part in parts
-    ]
-    class_names = loaded[0].class_names
-    for part, ds in zip(parts, loaded):
-        if ds.class_names != class_names:
-            raise ValueError(
-                f"config key 'dataset': {part} has classes {list(ds.class_names)}, "
-                f"{parts[0]} has {list(class_names)}; pool datasets under one 'input.label_scheme'"
-            )
-    shapes = {ds.images.shape[1:] for ds in loaded}
+    meta = read_metadata(
+        name,
+        label_scheme=spec.get("label_scheme") or "",
+        default_label_scheme=default_label_scheme,
+        data_dir=data_dir,
+        split=split,
+        log=log,
+    )
+    images = [_part_inputs(part, split, spec, log, progress)[part.keep] for part in meta.parts]
+    shapes = {x.shape[1:] for x in images}
     if len(shapes) > 1:
         raise ValueError(f"config key 'dataset': the parts give inputs of shapes {sorted(shapes)}")
     out = Dataset(
-        *(np.concatenate([getattr(ds, f) for ds in loaded]) for f in Dataset._fields[:-1]),
-        class_names,
+        np.concatenate(images),
+        meta.labels,
+        meta.subjects,
+        meta.sources,
+        meta.clips,
+        meta.class_names,
     )
-    clips, counts = np.unique(out.clips, return_counts=True)
-    dupes = clips[counts > 1]
-    if dupes.size:
-        raise ValueError(f"config key 'dataset': clip {dupes[0]} appears twice in {name}")
     log(
         f"{name}: {len(out.labels)} clips, {len(set(out.subjects.tolist()))} subjects, "
-        f"classes {list(class_names)}, inputs {out.images.shape[1:]} {out.images.dtype}"
+        f"classes {list(out.class_names)}, inputs {out.images.shape[1:]} {out.images.dtype}"
     )
     return out

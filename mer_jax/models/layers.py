@@ -2,8 +2,8 @@
 
 Vmapping `lax.conv_general_dilated` over a fold axis of the weights turns it
 into a grouped convolution (one group per fold), which cuDNN runs slowly,
-backward pass above all (jax#13800; measured in docs/benchmarks.md: 2,055
-img/s grouped vs 6,414 img/s as patches x GEMM for 68 ResNet-10s on an H100).
+backward pass above all (jax#13800; this project has not yet measured it on a
+GPU: `mer-jax bench --conv-impl xla --conv-impl gemm` times both in one run).
 `gemm_conv_general_dilated` computes the same convolution as
 
     patches = stack_{offsets} strided_slice(pad(x))      (N, H', W', kh*kw*C)

@@ -25,8 +25,9 @@ L_3, whose mask branch reads the same input as the trunk branch):
     f   = mean_hw(conv4(maxpool(S)))                    (8 width)
 
 G, the Temporal Attention Module (Sec. 3.2), with H = [h_1, ..., h_t] the frame features
-(`temporal_context="features"`, the digest's reading) or the hidden states of an LSTM run
-over them (`"lstm"`, the paper's "hidden state of F(X)" citing the GCA-LSTM [18]):
+(`temporal_context="features"`, the default: Eq. (3) read on F's outputs) or the hidden
+states of an LSTM run over them (`"lstm"`, the paper's "hidden state of F(X)" citing the
+GCA-LSTM [18]):
 
     C   = tanh(H^T H)  (t x t)                                                   Eq. (3)
     w_i = softmax_i(p),  p_i = sum_j C_ij                                        Eq. (4)

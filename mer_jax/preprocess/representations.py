@@ -1,9 +1,13 @@
 """Turning a clip into a model input: the views the five seeds feed their networks.
 
-A representation is a function `(clip: Clip, spec) -> np.ndarray` registered
-in `REPRESENTATIONS`; `spec` is the sweep config's `input` section (keys below,
-defaults in `mer_jax.config.base`). uint8 outputs are pixels (the engine scales
-them to [0, 1]); float32 outputs (optical flow) reach the model as they are.
+`REPRESENTATIONS` is the one table of model inputs: per name, the `spec` keys
+it reads, its output shape and dtype as functions of `spec`, and the function
+`(clip: Clip, spec) -> np.ndarray` that computes it (with a batched form where
+there is one). `spec` is the sweep config's `input` section (keys below,
+defaults in `mer_jax.config.base`); the builders' stored views
+(`data_builders/views.py`) and `mer_jax.data` read the same table. uint8
+outputs are pixels (the engine scales them to [0, 1]); float32 outputs
+(optical flow) reach the model as they are.
 
 | name            | seed | output                          | spec keys read                         |
 |-----------------|------|---------------------------------|----------------------------------------|
@@ -21,7 +25,8 @@ one, e.g. SMIC, is an error that says which other choice to make),
 argmax_t mean |I_t - I_onset|).
 """
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import cv2
@@ -210,35 +215,92 @@ def aman_stack_input(clip: Clip, spec: Mapping) -> np.ndarray:
     return aman_stack_batch([clip], spec)[0]
 
 
-# The `spec` keys each representation reads (mer_jax.data compares them with a stored view).
-READS = {
-    "apex": ("image_size", "channels", "apex"),
-    "evm_apex": ("image_size", "apex", "evm"),
-    "flow": ("image_size", "channels", "apex", "flow_method"),
-    "aman_stack": ("image_size", "num_frames", "factors", "magnifier_checkpoint"),
-    "flow_sequence": ("image_size", "num_frames", "flow_method"),
-}
+@dataclasses.dataclass(frozen=True)
+class Representation:
+    """One row of the table: a model input, what it reads of `spec`, the array it gives.
 
-REPRESENTATIONS = {
-    "apex": apex_input,
-    "evm_apex": evm_apex_input,
-    "flow": flow_input,
-    "aman_stack": aman_stack_input,
-    "flow_sequence": flow_sequence_input,
-}
+    Calling it computes one clip's input (`compute`); `batch`, where set, computes
+    several clips in one accelerator call, (N, ...): fixed length after TIM or
+    interpolation, or padded with each clip's EVM filter built at its own length. The
+    others run in OpenCV, a clip at a time.
+    """
 
-# Representations with a batched form `(clips, spec) -> (N, ...)`: one accelerator call for
-# several clips (fixed length after TIM / interpolation, or padded with each clip's EVM
-# filter built at its own length). The others run in OpenCV, a clip at a time.
-BATCHED = {
-    "aman_stack": aman_stack_batch,
-    "evm_apex": evm_apex_batch,
-    "flow_sequence": flow_sequence_batch,
+    name: str
+    seed: str
+    reads: tuple[str, ...]  # the `spec` keys it reads (mer_jax.data compares a stored view's)
+    dtype: type  # np.uint8 pixels or np.float32 flow
+    shape: Callable[[Mapping], tuple[int, ...]]  # the output shape for `spec`
+    compute: Callable[[Clip, Mapping], np.ndarray]
+    batch: Callable[[Sequence[Clip], Mapping], np.ndarray] | None = None
+    channels: tuple[int, ...] = ()  # the `spec['channels']` values it accepts, where it reads it
+
+    def __call__(self, clip: Clip, spec: Mapping) -> np.ndarray:
+        return self.compute(clip, spec)
+
+    @property
+    def reads_apex(self) -> bool:
+        return "apex" in self.reads
+
+
+def _square(spec: Mapping, channels: int) -> tuple[int, int, int]:
+    return (spec["image_size"], spec["image_size"], channels)
+
+
+REPRESENTATIONS: dict[str, Representation] = {
+    r.name: r
+    for r in (
+        Representation(
+            "apex",
+            "000",
+            ("image_size", "channels", "apex"),
+            np.uint8,
+            lambda spec: _square(spec, spec["channels"]),
+            apex_input,
+            channels=(1, 3),
+        ),
+        Representation(
+            "evm_apex",
+            "001",
+            ("image_size", "apex", "evm"),
+            np.uint8,
+            lambda spec: _square(spec, 3),
+            evm_apex_input,
+            evm_apex_batch,
+        ),
+        Representation(
+            "flow",
+            "002",
+            ("image_size", "channels", "apex", "flow_method"),
+            np.float32,
+            lambda spec: _square(spec, spec["channels"]),
+            flow_input,
+            channels=(2, 3),  # dx, dy (+ optical strain)
+        ),
+        Representation(
+            "aman_stack",
+            "003",
+            ("image_size", "num_frames", "factors", "magnifier_checkpoint"),
+            np.uint8,
+            lambda spec: (spec["num_frames"], len(spec["factors"]), *_square(spec, 3)),
+            aman_stack_input,
+            aman_stack_batch,
+        ),
+        Representation(
+            "flow_sequence",
+            "004",
+            ("image_size", "num_frames", "flow_method"),
+            np.float32,
+            lambda spec: (spec["num_frames"], *_square(spec, 2)),
+            flow_sequence_input,
+            flow_sequence_batch,
+        ),
+    )
 }
 
 
 def compute_batch(representation: str, clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
-    """`REPRESENTATIONS[representation]` of every clip, (N, ...): batched where `BATCHED` has it."""
-    if representation in BATCHED:
-        return BATCHED[representation](clips, spec)
-    return np.stack([REPRESENTATIONS[representation](clip, spec) for clip in clips])
+    """`REPRESENTATIONS[representation]` of every clip, (N, ...): batched where it has a form."""
+    rep = REPRESENTATIONS[representation]
+    if rep.batch is not None:
+        return rep.batch(clips, spec)
+    return np.stack([rep(clip, spec) for clip in clips])

@@ -195,7 +195,7 @@ def test_cli_reads_real_builders_through_the_protocols_label_scheme(tmp_path, ca
     assert fold["test_subjects"] == ["smic/s1", "smic/s2"]
     assert fold["untrained_classes"] == ["negative"]
     # LOSO needs a scheme: none is implied, so the error lists them.
-    with pytest.raises(ValueError, match="store no 'label': choose a label scheme"):
+    with pytest.raises(ValueError, match="stores no 'label', only emotions: choose a label scheme"):
         _cli([*argv[:2], *argv[3:]])
     assert _cli([*argv[:2], *argv[3:], "--labels", "smic_3class"]) == 0
     text = capsys.readouterr().out

@@ -11,7 +11,7 @@ from mer_jax import cli, data, label_schemes
 from tests.conftest import input_spec
 from tests.data_builders import fixtures
 
-TINY = f"{pathlib.Path(__file__).parents[1] / 'experiments' / 'quickstart.py'}:tiny"
+TINY = f"{pathlib.Path(__file__).parents[2] / 'experiments' / 'quickstart.py'}:tiny"
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,50 @@ def test_fixture_sweep_runs_through_the_synthetic_path(casme2_built, tmp_path):
         if r.emotion not in ("fear", "sadness")
     )
     assert results["class_names"] == list(label_schemes.get("casme2_5class").classes)
+
+
+def test_load_and_describe_read_the_same_metadata(casme2_built):
+    """`read_metadata` is the one reader: `load` keeps its clips, labels and ids, in order."""
+    spec = input_spec(image_size=32, label_scheme="casme2_5class")
+    ds = data.load("casme2/cropped_112", spec, data_dir=str(casme2_built), log=lambda _: None)
+    lines = []
+    meta = data.read_metadata(
+        "casme2/cropped_112",
+        label_scheme="casme2_5class",
+        data_dir=str(casme2_built),
+        log=lines.append,
+    )
+    for key in ("labels", "subjects", "sources", "clips", "class_names"):
+        np.testing.assert_array_equal(getattr(meta, key), getattr(ds, key), err_msg=key)
+    (part,) = meta.parts
+    assert part.name == "casme2/cropped_112" and part.keep.sum() == len(ds.labels) < len(part.keep)
+    assert any("excludes" in line for line in lines)
+    # No scheme: the protocol's fills in for a dataset that stores only emotions, and says so.
+    lines.clear()
+    default = data.read_metadata(
+        "casme2/cropped_112",
+        default_label_scheme="casme2_5class",
+        data_dir=str(casme2_built),
+        log=lines.append,
+    )
+    np.testing.assert_array_equal(default.labels, meta.labels)
+    assert any("labels by the protocol's label scheme casme2_5class" in line for line in lines)
+
+
+def test_read_metadata_errors_name_the_dataset(casme2_built, tfds_dir):
+    read = lambda name, **kw: data.read_metadata(name, log=lambda _: None, **kw)
+    with pytest.raises(ValueError, match="casme2/cropped_112 stores no 'label'.*--labels"):
+        read("casme2/cropped_112", data_dir=str(casme2_built))
+    with pytest.raises(ValueError, match="has no table for dataset 'casme2'"):
+        read("casme2/cropped_112", label_scheme="samm_5class", data_dir=str(casme2_built))
+    with pytest.raises(ValueError, match="appears twice"):
+        read(
+            "casme2/cropped_112+casme2/cropped_112",
+            label_scheme="casme2_5class",
+            data_dir=str(casme2_built),
+        )
+    # The synthetic corpus stores a `label` and no objective class.
+    with pytest.raises(ValueError, match="reads feature 'objective_class', which this"):
+        read("synthetic_me/tiny", label_scheme="objective_5class", data_dir=tfds_dir)
+    with pytest.raises(ValueError, match="names no built dataset"):
+        read("+", data_dir=tfds_dir)

@@ -1,4 +1,4 @@
-"""Writers of tiny copies of the official micro-expression layouts (see SEEDS.md).
+"""Writers of tiny copies of the official micro-expression layouts (each builder's README gives the layout).
 
 Each writer puts real files under `root` the way the authors ship them: 16x16
 frames written with cv2 (.jpg; SMIC .bmp; SAMM grey) and the coding sheet as a

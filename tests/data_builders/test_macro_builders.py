@@ -17,6 +17,7 @@ from data_builders.mug import mug_dataset_builder as mug
 from data_builders.oulu_casia import oulu_casia_dataset_builder as oulu
 from data_builders.raf_db import raf_db_dataset_builder as raf_db
 from mer_jax import label_schemes
+from mer_jax.label_schemes import text
 from tests.data_builders import macro_fixtures as fixtures
 
 SIZE = 4  # 16x16 images -> 4x4 box means (INTER_AREA at exactly 1/4); FER 48x48 -> 12x12 boxes.
@@ -68,7 +69,7 @@ def _error(builder_cls, manual_dir, tmp_path, config, error=macro_common.Annotat
 
 
 def _text(ex, key):
-    return ex[key].decode()
+    return text(ex[key])
 
 
 def _fields(ex):

@@ -9,11 +9,12 @@ import openpyxl
 import pytest
 import tensorflow_datasets as tfds
 
-from data_builders import me_common, views
+from data_builders import clips, me_common, sheets, views
 from data_builders.casme import casme_dataset_builder as casme
 from data_builders.casme2 import casme2_dataset_builder as casme2
 from data_builders.samm import samm_dataset_builder as samm
 from data_builders.smic import smic_dataset_builder as smic
+from mer_jax.label_schemes import text
 from tests.data_builders import fixtures
 
 SIZE = 4  # Fixture frames are 16x16: INTER_AREA at exactly 1/4 is a 4x4 box mean.
@@ -38,7 +39,7 @@ def _build(builder_cls, manual_dir, data_dir, config=None):
 
 
 def _text(ex, key):
-    return ex[key].decode()
+    return text(ex[key])
 
 
 def _shrink(image):
@@ -72,7 +73,7 @@ def _sheet_span(row):
     return onset, apex, offset
 
 
-def _build_error(builder_cls, manual_dir, tmp_path, error=me_common.AnnotationError, config=None):
+def _build_error(builder_cls, manual_dir, tmp_path, error=sheets.AnnotationError, config=None):
     with pytest.raises(error) as info:
         _build(builder_cls, manual_dir, tmp_path / "data", config)
     return str(info.value)
@@ -88,7 +89,7 @@ def test_registered_names_configs_and_features(tmp_path):
         assert module.Builder.name == name
         assert module.Builder.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
         for config in module.Builder.BUILDER_CONFIGS:
-            assert config.frames in me_common.FRAME_MODES
+            assert config.frames in clips.FRAME_MODES
             # Frames configs store 112 or 224; view configs read at their view's size.
             assert config.image_size in (112, 224) or config.view is not None
     assert [c.name for c in casme2.Builder.BUILDER_CONFIGS][:2] == [
@@ -353,7 +354,7 @@ def test_corrections_file_repairs_and_records(tmp_path):
     rows = fixtures.casme2_rows()
     rows[3].onset = 25  # onset > offset: a defect no built-in rule repairs.
     fixtures.write_casme2(tmp_path / "in", rows)
-    corrections = tmp_path / "in" / me_common.CORRECTIONS_FILE
+    corrections = tmp_path / "in" / sheets.CORRECTIONS_FILE
     corrections.write_text(
         "clip,column,value,note\ncasme2/sub02/EP09_01,onset_frame,20,typo in the sheet\n"
     )

@@ -72,7 +72,13 @@ def _check_view(view_examples, frames_examples, view):
         for key in META:
             if key in ex:
                 assert got[key] == ex[key], key
-        np.testing.assert_array_equal(x, want)
+        if view.table.batch is not None and view.dtype == np.uint8:
+            # Built BATCH_CLIPS clips per call, the reference one clip per call: programs of
+            # other shapes that another CPU may round differently, before the final
+            # rounding to uint8 (no iterations, so by less than a step): at most one step.
+            assert np.abs(x.astype(int) - want.astype(int)).max() <= 1
+        else:  # The same per-clip or per-pair calls on both paths (OpenCV, resizing): exact.
+            np.testing.assert_array_equal(x, want)
         if view.dtype == np.float32:  # Flow: finite, in pixels of the output grid.
             assert np.isfinite(x).all() and np.abs(x).max() < view.size
 

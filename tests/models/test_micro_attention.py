@@ -75,7 +75,7 @@ def test_micro_attention_unit_matches_numpy_eq1():
 
 @pytest.mark.parametrize("strides,cin", [(1, 4), (2, 4)])
 def test_block_matches_reference_eq2(strides, cin):
-    """O = T * (1 + M), T = L1 + L3, with L1/L2/L3 as SEEDS.md defines them (train-mode BN)."""
+    """O = T * (1 + M), T = L1 + L3, with L1/L2/L3 as Sec. 3.2 of the paper defines them (train-mode BN)."""
     rng = np.random.default_rng(2)
     features = 4 if strides == 1 else 8
     x = rng.normal(size=(3, 8, 8, cin)).astype(np.float32)
