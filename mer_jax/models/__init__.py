@@ -76,14 +76,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_models(args) -> int:
+    """`mer-jax models [--json]`: every model and ablation with its parameter count."""
     rows = catalogue()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'model':<22} {'ablation':<16} {'input':<15} {'classes':>7} {'params':>12}")
+    print(json.dumps(rows, indent=2) if args.json else "\n".join(_table(rows)))
+    return 0
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = [f"{'model':<22} {'ablation':<16} {'input':<15} {'classes':>7} {'params':>12}"]
     for r in rows:
         shape = "x".join(str(s) for s in r["input_shape"])
-        print(
+        lines.append(
             f"{r['model']:<22} {r['ablation']:<16} {shape:<15} {r['num_classes']:>7} {r['params']:>12,}"
         )
-    return 0
+    return lines

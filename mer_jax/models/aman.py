@@ -37,6 +37,7 @@ published); `load_torchvision_resnet18` reads any torchvision `resnet18`
 state_dict saved as .npz.
 """
 
+import dataclasses
 import os
 from functools import partial
 from typing import Any
@@ -108,13 +109,7 @@ class BasicBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        norm = partial(
-            nn.BatchNorm,
-            use_running_average=self.frozen_bn or not train,
-            momentum=0.9,
-            epsilon=1e-5,
-            dtype=self.dtype,
-        )
+        norm = layers.batch_norm(frozen=self.frozen_bn or not train, dtype=self.dtype)
         conv = partial(layers.conv_class(self.conv_impl), use_bias=False, dtype=self.dtype)
         s = (self.strides, self.strides)
         y = conv(self.features, (3, 3), s, padding=_pad(3), name="conv1")(x)
@@ -158,13 +153,7 @@ def _run_stages(module, stages, x, *, train: bool, frozen_bn: bool, dtype):
             x = layers.conv_class(module.conv_impl)(
                 width, (7, 7), (2, 2), padding=_pad(7), use_bias=False, dtype=dtype, name="conv1"
             )(x)
-            x = nn.BatchNorm(
-                use_running_average=frozen_bn or not train,
-                momentum=0.9,
-                epsilon=1e-5,
-                dtype=dtype,
-                name="bn1",
-            )(x)
+            x = layers.batch_norm(frozen=frozen_bn or not train, dtype=dtype)(name="bn1")(x)
             x = nn.max_pool(nn.relu(x), (3, 3), (2, 2), padding=_pad(3))
         else:
             x = ResNetStage(
@@ -285,30 +274,20 @@ class Head(nn.Module):
         return logits.astype(jnp.float32), out
 
 
+def _part_of(model: "Model", part: type[nn.Module]) -> nn.Module:
+    """`part` (Trunk or Head) with the settings of `model` it shares by name."""
+    names = {f.name for f in dataclasses.fields(part)} - {"parent", "name"}
+    return part(**{n: getattr(model, n) for n in names})
+
+
 def trunk_of(model: "Model") -> Trunk:
     """The `Trunk` of `model` as a standalone module (apply it to `split_variables(...)[0]`)."""
-    return Trunk(
-        width=model.width,
-        frozen_through=model.frozen_through,
-        normalize=model.normalize,
-        dtype=model.dtype,
-        conv_impl=model.conv_impl,
-    )
+    return _part_of(model, Trunk)
 
 
 def head_of(model: "Model") -> Head:
     """The `Head` of `model` as a standalone module (apply it to `split_variables(...)[1]`)."""
-    return Head(
-        num_classes=model.num_classes,
-        width=model.width,
-        frozen_through=model.frozen_through,
-        magnification_pool=model.magnification_pool,
-        frame_pool=model.frame_pool,
-        single_factor=model.single_factor,
-        dropout_rate=model.dropout_rate,
-        dtype=model.dtype,
-        conv_impl=model.conv_impl,
-    )
+    return _part_of(model, Head)
 
 
 class Model(nn.Module):
@@ -485,12 +464,12 @@ def load_pretrained(model: "Model", path: str | os.PathLike) -> dict:
 
 
 SPEC = ModelSpec(
-    name="aman",
-    seed="003",
-    module=Model,
-    input_shape=DEFAULT_INPUT_SHAPE,
-    num_classes=DEFAULT_NUM_CLASSES,
-    ablations=ABLATIONS,
+    "aman",
+    "003",
+    Model,
+    DEFAULT_INPUT_SHAPE,
+    DEFAULT_NUM_CLASSES,
+    ABLATIONS,
     width_kwarg="width",
     small=SmallPreset(size=32, frames=(2, 3), kwargs={"width": 8}),
     frozen=FROZEN,

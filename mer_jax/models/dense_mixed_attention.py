@@ -84,9 +84,7 @@ def _pad(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def _norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, name=name
-    )
+    return layers.batch_norm(frozen=not train, dtype=dtype)(name=name)
 
 
 def adaptive_avg_pool(x: jnp.ndarray, size: int) -> jnp.ndarray:
@@ -356,12 +354,12 @@ class Model(nn.Module):
 
 
 SPEC = ModelSpec(
-    name="dense_mixed_attention",
-    seed="001",
-    module=Model,
-    input_shape=DEFAULT_INPUT_SHAPE,
-    num_classes=DEFAULT_NUM_CLASSES,
-    ablations=ABLATIONS,
+    "dense_mixed_attention",
+    "001",
+    Model,
+    DEFAULT_INPUT_SHAPE,
+    DEFAULT_NUM_CLASSES,
+    ABLATIONS,
     width_kwarg="growth_rate",
     small=SmallPreset(size=48, kwargs={"growth_rate": 8}),
 )

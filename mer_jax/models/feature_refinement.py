@@ -248,12 +248,12 @@ def aux_loss(out: dict, labels: jax.Array) -> jax.Array:
 
 
 SPEC = ModelSpec(
-    name="feature_refinement",
-    seed="002",
-    module=Model,
-    input_shape=DEFAULT_INPUT_SHAPE,
-    num_classes=DEFAULT_NUM_CLASSES,
-    ablations=ABLATIONS,
+    "feature_refinement",
+    "002",
+    Model,
+    DEFAULT_INPUT_SHAPE,
+    DEFAULT_NUM_CLASSES,
+    ABLATIONS,
     width_kwarg="shared_features",
     small=SmallPreset(
         size=28,

@@ -131,3 +131,12 @@ def conv_class(conv_impl: str):
     if conv_impl == "gemm":
         return partial(nn.Conv, conv_general_dilated=gemm_conv_general_dilated)
     raise ValueError(f"config key 'train.conv_impl': {conv_impl!r} not in {CONV_IMPLS}")
+
+
+def batch_norm(*, frozen: bool, dtype) -> partial:
+    """`nn.BatchNorm` as PyTorch's `BatchNorm2d` defaults it (running statistics updated
+    by 0.1 of each batch's, i.e. Flax momentum 0.9; epsilon 1e-5), the seeds' reference
+    framework. `frozen` uses the running statistics (evaluation, or a frozen trunk)."""
+    return partial(
+        nn.BatchNorm, use_running_average=frozen, momentum=0.9, epsilon=1e-5, dtype=dtype
+    )

@@ -71,13 +71,7 @@ class PreActBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        norm = partial(
-            nn.BatchNorm,
-            use_running_average=not train,
-            momentum=0.9,
-            epsilon=1e-5,
-            dtype=self.dtype,
-        )
+        norm = layers.batch_norm(frozen=not train, dtype=self.dtype)
         conv = partial(layers.conv_class(self.conv_impl), use_bias=False, dtype=self.dtype)
         preact = nn.relu(norm(name="bn1")(x))
         if self.strides != 1 or x.shape[-1] != self.features:
@@ -115,13 +109,7 @@ class Model(nn.Module):
 
     @nn.compact
     def __call__(self, image, *, train: bool = False):
-        norm = partial(
-            nn.BatchNorm,
-            use_running_average=not train,
-            momentum=0.9,
-            epsilon=1e-5,
-            dtype=self.dtype,
-        )
+        norm = layers.batch_norm(frozen=not train, dtype=self.dtype)
         out = {}
         x = image.astype(self.dtype)
         if self.input_batchnorm:
@@ -158,12 +146,12 @@ class Model(nn.Module):
 
 
 SPEC = ModelSpec(
-    name="micro_attention",
-    seed="000",
-    module=Model,
-    input_shape=DEFAULT_INPUT_SHAPE,
-    num_classes=DEFAULT_NUM_CLASSES,
-    ablations=ABLATIONS,
+    "micro_attention",
+    "000",
+    Model,
+    DEFAULT_INPUT_SHAPE,
+    DEFAULT_NUM_CLASSES,
+    ABLATIONS,
     width_kwarg="width",
     small=SmallPreset(size=48, kwargs={"width": 16}),
 )

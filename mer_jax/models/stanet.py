@@ -133,9 +133,7 @@ class ConvBNReLU(nn.Module):
         x = layers.conv_class(self.conv_impl)(
             self.features, (k, k), padding=_pad(k), use_bias=False, dtype=self.dtype, name="conv"
         )(x)
-        x = nn.BatchNorm(
-            use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype, name="bn"
-        )(x)
+        x = layers.batch_norm(frozen=not train, dtype=self.dtype)(name="bn")(x)
         return nn.relu(x)
 
 
@@ -292,12 +290,12 @@ def aux_loss(out: dict, labels: jax.Array) -> jax.Array:
 
 
 SPEC = ModelSpec(
-    name="stanet",
-    seed="004",
-    module=Model,
-    input_shape=DEFAULT_INPUT_SHAPE,
-    num_classes=DEFAULT_NUM_CLASSES,
-    ablations=ABLATIONS,
+    "stanet",
+    "004",
+    Model,
+    DEFAULT_INPUT_SHAPE,
+    DEFAULT_NUM_CLASSES,
+    ABLATIONS,
     width_kwarg="width",
     small=SmallPreset(size=32, frames=(4,), kwargs={"width": 8}),
     aux_loss=aux_loss,
