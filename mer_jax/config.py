@@ -82,7 +82,24 @@ def base() -> ml_collections.ConfigDict:
     c.data_dir = ""  # '' = TFDS_DATA_DIR or ~/tensorflow_datasets
     c.protocol = "loso"
     # Model input (mer_jax/preprocess/representations.py): the view of each clip a model reads.
-    c.input = ml_collections.ConfigDict(
+    c.input = _input()
+    # Model section.
+    c.model = "micro_attention"
+    c.model_kwargs = ml_collections.ConfigDict()  # keyword arguments of the model's `Model`
+    # Initialisation: '' (random) or a weights file the model's `load_pretrained` reads
+    # (AMAN: a torchvision ResNet-18 state_dict as .npz).
+    c.init = ml_collections.ConfigDict({"pretrained": ""})
+    c.train = _train()
+    c.augment = _augment()
+    c.optimizer = _optimizer()
+    # Report section (mer_jax/report.py).
+    c.report = _report()
+    return c
+
+
+def _input() -> ml_collections.ConfigDict:
+    """The model input section (`c.input`)."""
+    return ml_collections.ConfigDict(
         {
             "representation": "apex",  # apex | evm_apex | flow | aman_stack | flow_sequence
             "image_size": 224,
@@ -109,14 +126,11 @@ def base() -> ml_collections.ConfigDict:
             },
         }
     )
-    # Model section.
-    c.model = "micro_attention"
-    c.model_kwargs = ml_collections.ConfigDict()  # keyword arguments of the model's `Model`
-    # Initialisation: '' (random) or a weights file the model's `load_pretrained` reads
-    # (AMAN: a torchvision ResNet-18 state_dict as .npz).
-    c.init = ml_collections.ConfigDict({"pretrained": ""})
-    # Training section.
-    c.train = ml_collections.ConfigDict(
+
+
+def _train() -> ml_collections.ConfigDict:
+    """The training section (`c.train`)."""
+    return ml_collections.ConfigDict(
         {
             "epochs": 30,
             "batch_size": 10,
@@ -138,7 +152,11 @@ def base() -> ml_collections.ConfigDict:
             "folds_per_call": 0,
         }
     )
-    c.augment = ml_collections.ConfigDict(
+
+
+def _augment() -> ml_collections.ConfigDict:
+    """On-device augmentation (`c.augment`, engine.Augment)."""
+    return ml_collections.ConfigDict(
         {
             "crop_size": ml_collections.config_dict.placeholder(int),
             "crop_mode": "random",
@@ -149,8 +167,11 @@ def base() -> ml_collections.ConfigDict:
             "prob": 0.5,
         }
     )
-    # Optimizer section.
-    c.optimizer = ml_collections.ConfigDict(
+
+
+def _optimizer() -> ml_collections.ConfigDict:
+    """The optimizer section (`c.optimizer`, engine.make_optimizer)."""
+    return ml_collections.ConfigDict(
         {
             "name": "sgd",
             "lr": 1e-3,
@@ -162,15 +183,17 @@ def base() -> ml_collections.ConfigDict:
             "patience": 20,  # epochs without improvement, schedule 'plateau'
         }
     )
-    # Report section (mer_jax/report.py).
-    c.report = ml_collections.ConfigDict(
+
+
+def _report() -> ml_collections.ConfigDict:
+    """The report section (`c.report`)."""
+    return ml_collections.ConfigDict(
         {
             # Attention maps of held-out examples (the model's `out` dict, final weights,
             # float16) for attention_maps.npz / .png: examples kept per class, 0 = off.
-            # Memory grows with the kept examples only (engine.select_heldout).
+            # Memory grows with the kept examples only (sweep.select_heldout).
             "attention_maps": 2,
             # Regex on the `out` leaf names to keep ('' = every leaf, features included).
             "attention_keys": "attention|mask$|weights$|affinity$",
         }
     )
-    return c

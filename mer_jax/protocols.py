@@ -564,6 +564,20 @@ def make_folds(protocol: str, subjects: Sequence[str], **info) -> FoldTable:
     return PROTOCOLS[protocol](subjects, **info)
 
 
+def folds_of(protocol: str, samples, **options) -> FoldTable:
+    """`make_folds` over a dataset's samples: a loaded `data.Dataset` or its `data.Metadata`
+    (their subjects, sources, clips, labels and class names), with `options` (label_mismatch)."""
+    return make_folds(
+        protocol,
+        samples.subjects,
+        datasets=samples.sources,
+        clips=samples.clips,
+        labels=samples.labels,
+        class_names=samples.class_names,
+        **options,
+    )
+
+
 def label_scheme_of(protocol: str) -> str:
     """The label scheme `protocol`'s papers use ('' when any will do; unknown names: '')."""
     entry = PROTOCOLS.get(protocol)

@@ -133,6 +133,23 @@ def summary_markdown(results: Mapping) -> str:
     """The human-readable summary of a sweep, as Markdown text."""
     metrics = results.get("metrics") or {}
     class_names = _as_list(results.get("class_names")) or _as_list(metrics.get("class_names"))
+    lines = _headline_markdown(results, metrics, class_names)
+    lines += _sources_markdown(results.get("metrics_by_source") or {})
+    lines += _per_class_markdown(metrics, class_names)
+    lines += _attention_markdown(results.get("attention_maps") or {})
+    lines += _folds_markdown(_as_list(results.get("folds")))
+    lines += _history_markdown(results.get("history") or {})
+    timing, device = results.get("timing") or {}, results.get("device") or {}
+    items = [*timing.items(), *device.items()]
+    lines += _items_markdown("Timing and device", ["Item", "Value"], items)
+    lines += _items_markdown("Config", ["Key", "Value"], (results.get("config") or {}).items())
+    versions = (results.get("versions") or {}).items()
+    lines += _items_markdown("Versions", ["Package", "Version"], versions)
+    return "\n".join(lines) + "\n"
+
+
+def _headline_markdown(results: Mapping, metrics: Mapping, class_names: list) -> list[str]:
+    """Title, sweep facts and the pooled metrics (with the classes absent from the truth)."""
     title = (
         f"# {results.get('model', MISSING)} on {results.get('dataset', MISSING)} "
         f"({results.get('protocol', MISSING)})"
@@ -154,107 +171,94 @@ def summary_markdown(results: Mapping) -> str:
     pooled_absent = _as_list(metrics.get("absent_classes"))
     if pooled_absent:
         lines += ["", _absent_note(pooled_absent, "")]
+    return lines
 
-    by_source = results.get("metrics_by_source") or {}
-    if by_source:
-        rows = [
-            [
-                _format_cell(source),
-                *_metric_cells(by_source[source]),
-                ", ".join(map(str, _as_list(by_source[source].get("absent_classes")))) or "-",
-            ]
-            for source in sorted(by_source)
-        ]
-        lines += [
-            "",
-            "## Per source",
-            "",
-            *_table(["Source", "Acc", "UF1", "UAR", "WAR", "N", "Absent classes"], rows),
-        ]
-        for source in sorted(by_source):
-            absent = _as_list(by_source[source].get("absent_classes"))
-            if absent:
-                lines += ["", _absent_note(absent, f" of {source}")]
 
+def _sources_markdown(by_source: Mapping) -> list[str]:
+    if not by_source:
+        return []
+    rows = [
+        [
+            _format_cell(source),
+            *_metric_cells(by_source[source]),
+            ", ".join(map(str, _as_list(by_source[source].get("absent_classes")))) or "-",
+        ]
+        for source in sorted(by_source)
+    ]
+    lines = [
+        "",
+        "## Per source",
+        "",
+        *_table(["Source", "Acc", "UF1", "UAR", "WAR", "N", "Absent classes"], rows),
+    ]
+    for source in sorted(by_source):
+        absent = _as_list(by_source[source].get("absent_classes"))
+        if absent:
+            lines += ["", _absent_note(absent, f" of {source}")]
+    return lines
+
+
+def _per_class_markdown(metrics: Mapping, class_names: list) -> list[str]:
     per_class = metrics.get("per_class") or {}
-    if per_class:
-        rows = []
-        for name in class_names or list(per_class):
-            stats = per_class.get(name, {})
-            absent = name in pooled_absent
-            rows.append(
-                [
-                    _format_cell(name) + (" (absent)" if absent else ""),
-                    _format_cell(stats.get("support")),
-                    format_number(stats.get("precision")),
-                    format_number(stats.get("recall")),
-                    format_number(stats.get("f1")),
-                ]
-            )
-        lines += [
-            "",
-            "## Per class (pooled)",
-            "",
-            *_table(["Class", "Support", "Precision", "Recall", "F1"], rows),
-        ]
-
-    lines += _attention_markdown(results.get("attention_maps") or {})
-
-    folds = _as_list(results.get("folds"))
-    if folds:
-        rows = [
+    if not per_class:
+        return []
+    pooled_absent = _as_list(metrics.get("absent_classes"))
+    rows = []
+    for name in class_names or list(per_class):
+        stats = per_class.get(name, {})
+        rows.append(
             [
-                _format_cell(fold.get("fold")),
-                _format_cell(fold.get("subject")),
-                _format_cell(fold.get("num_train")),
-                _format_cell(fold.get("num_test")),
-                format_number(fold.get("accuracy")),
-                format_number(fold.get("final_train_loss")),
+                _format_cell(name) + (" (absent)" if name in pooled_absent else ""),
+                _format_cell(stats.get("support")),
+                format_number(stats.get("precision")),
+                format_number(stats.get("recall")),
+                format_number(stats.get("f1")),
             ]
-            for fold in folds
-        ]
-        lines += [
-            "",
-            "## Per fold",
-            "",
-            *_table(["Fold", "Subject", "n_train", "n_test", "Accuracy", "Final train loss"], rows),
-        ]
+        )
+    header = ["Class", "Support", "Precision", "Recall", "F1"]
+    return ["", "## Per class (pooled)", "", *_table(header, rows)]
 
-    history = results.get("history") or {}
+
+def _folds_markdown(folds: list) -> list[str]:
+    if not folds:
+        return []
+    rows = [
+        [
+            _format_cell(fold.get("fold")),
+            _format_cell(fold.get("subject")),
+            _format_cell(fold.get("num_train")),
+            _format_cell(fold.get("num_test")),
+            format_number(fold.get("accuracy")),
+            format_number(fold.get("final_train_loss")),
+        ]
+        for fold in folds
+    ]
+    header = ["Fold", "Subject", "n_train", "n_test", "Accuracy", "Final train loss"]
+    return ["", "## Per fold", "", *_table(header, rows)]
+
+
+def _history_markdown(history: Mapping) -> list[str]:
     epochs = _as_list(history.get("epoch"))
-    if epochs:
-        columns = [key for key in history if key != "epoch"]
-        rows = []
-        for i, epoch in enumerate(epochs):
-            cells = [_format_cell(epoch)]
-            for key in columns:
-                series = _as_list(history.get(key))
-                cells.append(format_number(series[i] if i < len(series) else None))
-            rows.append(cells)
-        lines += [
-            "",
-            "## History (monitoring only, not used to pick an epoch)",
-            "",
-            *_table(["Epoch", *columns], rows),
-        ]
+    if not epochs:
+        return []
+    columns = [key for key in history if key != "epoch"]
+    rows = []
+    for i, epoch in enumerate(epochs):
+        cells = [_format_cell(epoch)]
+        for key in columns:
+            series = _as_list(history.get(key))
+            cells.append(format_number(series[i] if i < len(series) else None))
+        rows.append(cells)
+    title = "## History (monitoring only, not used to pick an epoch)"
+    return ["", title, "", *_table(["Epoch", *columns], rows)]
 
-    timing = results.get("timing") or {}
-    device = results.get("device") or {}
-    if timing or device:
-        rows = [[_format_cell(key), _format_cell(value)] for key, value in timing.items()]
-        rows += [[_format_cell(key), _format_cell(value)] for key, value in device.items()]
-        lines += ["", "## Timing and device", "", *_table(["Item", "Value"], rows)]
 
-    config = results.get("config") or {}
-    if config:
-        rows = [[_format_cell(key), _format_cell(value)] for key, value in config.items()]
-        lines += ["", "## Config", "", *_table(["Key", "Value"], rows)]
-
-    versions = results.get("versions") or {}
-    if versions:
-        rows = [[_format_cell(key), _format_cell(value)] for key, value in versions.items()]
-        lines += ["", "## Versions", "", *_table(["Package", "Version"], rows)]
-    return "\n".join(lines) + "\n"
+def _items_markdown(title: str, header: list[str], items) -> list[str]:
+    """A two-column section of (key, value) `items`; nothing when there are none."""
+    rows = [[_format_cell(key), _format_cell(value)] for key, value in items]
+    if not rows:
+        return []
+    return ["", f"## {title}", "", *_table(header, rows)]
 
 
 def _attention_markdown(record: Mapping) -> list[str]:

@@ -10,6 +10,7 @@ import pathlib
 import re
 import time
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,14 +22,36 @@ from mer_jax import cli, data, engine, metrics, models, protocols, report
 from mer_jax import config as config_lib
 from mer_jax.models import weights
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
 
 def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
     """Run the sweep `config` describes; write results.json, summary.md and plots into `workdir`."""
     start = time.perf_counter()
+    dataset, table, schedule, folds, codes = load_folds(config, log=log, progress=progress)
+    setup = build_training(config, schedule, len(dataset.class_names), log=log)
+    out, aug = train(
+        config, dataset, table, schedule, folds, codes, setup, progress=progress, log=log
+    )
+    # Predictions pooled over folds -> metrics.
+    results = summarize(config, dataset, table, out)
+    maps, record = attention_maps(config, dataset, out, aug)
+    if record:
+        results["attention_maps"] = record
+    results["engine"]["conv_impl"] = config.model_kwargs.get("conv_impl", setup.conv_impl)
+    results["timing"] = {
+        "compile_s": out.compile_s,
+        "train_s": out.train_s,
+        "images_per_s": out.images_seen / max(out.train_s, 1e-9),
+        "total_s": time.perf_counter() - start,
+    }
+    if workdir is not None:
+        paths = report.write_report(results, workdir, attention_maps=maps)
+        log(f"wrote {workdir}/: {', '.join(sorted(p.name for p in paths.values()))}")
+    return results
 
-    # Data: builder -> tfds.data_source -> model inputs.
+
+def load_folds(config, *, log=print, progress: bool = True):
+    """Data (builder -> tfds.data_source -> model inputs) and the protocol's fold table, checked
+    for leakage, with its static schedule: (dataset, table, schedule, folds, subject codes)."""
     dataset = data.load(
         config.dataset,
         config.input,
@@ -37,46 +60,49 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         progress=progress,
         default_label_scheme=protocols.label_scheme_of(config.protocol),
     )
-    num_classes = len(dataset.class_names)
-
-    # Protocol: fold table, checked for leakage; static schedule.
-    table = protocols.make_folds(
-        config.protocol,
-        dataset.subjects,
-        datasets=dataset.sources,
-        clips=dataset.clips,
-        labels=dataset.labels,
-        class_names=dataset.class_names,
-    )
+    table = protocols.folds_of(config.protocol, dataset)
     for note in table.notes:
         log(f"{config.protocol}: {note}")
     schedule, folds, codes = engine.prepare(
         table,
         dataset.subjects,
         dataset.labels,
-        num_classes,
+        len(dataset.class_names),
         batch_size=config.train.batch_size,
         balance=config.train.balance,
         epochs=config.train.epochs,
         seed=config.seed,
         epochs_per_call=config.train.epochs_per_call,
     )
+    return dataset, table, schedule, folds, codes
 
-    # Model and optimizer.
-    if config.train.dtype not in DTYPES:
+
+class Training(NamedTuple):
+    """The model side of a sweep: what `engine.train_folds` trains and how."""
+
+    spec: models.ModelSpec
+    model: object
+    tx: object
+    aug: engine.Augment
+    conv_impl: str
+    initial: object  # pretrained variables, or None
+
+
+def build_training(config, schedule: engine.Schedule, num_classes: int, *, log=print) -> Training:
+    """Model, optimizer, augmentation and initial weights of `config`, its keys checked."""
+    if config.train.dtype not in engine.DTYPES:
         raise ValueError(
-            f"config key 'train.dtype': {config.train.dtype!r} not in {sorted(DTYPES)}"
+            f"config key 'train.dtype': {config.train.dtype!r} not in {sorted(engine.DTYPES)}"
         )
     conv_impl = engine.resolve_conv_impl(config.train.conv_impl, config.train.fold_strategy)
     model = models.build(
         config.model,
         num_classes,
-        dtype=DTYPES[config.train.dtype],
+        dtype=engine.DTYPES[config.train.dtype],
         **{"conv_impl": conv_impl, **config.model_kwargs},
     )
     spec = models.spec(config.model)
     tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch, frozen=spec.frozen)
-    aug = engine.Augment(**config.augment)
     if config.report.attention_maps < 0:
         raise ValueError(
             f"config key 'report.attention_maps': {config.report.attention_maps} is not >= 0"
@@ -85,29 +111,41 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         re.compile(config.report.attention_keys)
     except re.error as err:
         raise ValueError(f"config key 'report.attention_keys': not a regex ({err})") from None
-
     initial = None
     if config.init.pretrained:
         if spec.load_pretrained is None:
             raise ValueError(f"config key 'init.pretrained': model {config.model} loads no weights")
         initial = spec.load_pretrained(model, config.init.pretrained)
         log(f"initial weights from {config.init.pretrained}")
-    images = jnp.asarray(dataset.images)
-    if config.train.cache_frozen_trunk and spec.trains_head_only(model):
+    aug = engine.Augment(**config.augment)
+    return Training(spec, model, tx, aug, conv_impl, initial)
+
+
+def train(config, dataset, table, schedule, folds, codes, setup: Training, *, progress, log):
+    """Arrays on device, once (every fold indexes into them), then every fold trained:
+    (engine.FoldsOutput, the augmentation it trained with).
+
+    With a frozen trunk (`train.cache_frozen_trunk`) the trunk's features replace the
+    images and only the head trains, without augmentation.
+    """
+    images, model, initial, aug = jnp.asarray(dataset.images), setup.model, setup.initial, setup.aug
+    if config.train.cache_frozen_trunk and setup.spec.trains_head_only(model):
         images, model, initial = frozen_trunk_features(
-            spec.trunk_head, model, images, initial, config.seed, log=log
+            setup.spec.trunk_head, model, images, initial, config.seed, log=log
         )
         aug = engine.Augment()
-
-    # Arrays on device, once; every fold indexes into them.
     arrays = engine.Data(images, jnp.asarray(dataset.labels), jnp.asarray(codes))
     log(
         f"{config.model} on {config.dataset}: {table.num_folds} {config.protocol} folds, "
         f"{schedule.steps_per_epoch} steps x batch {schedule.batch_size} per fold-epoch, "
         f"{schedule.epochs} epochs"
     )
-
-    # Train every fold.
+    maps = None
+    if config.report.attention_maps > 0:
+        pos, valid = select_heldout(
+            folds.test_idx, folds.test_valid, dataset.labels, int(config.report.attention_maps)
+        )
+        maps = engine.Maps(pos, valid, keys=config.report.attention_keys)
     log(f"compiling the training program ({config.train.fold_strategy} fold strategy) ...")
     bars = []
 
@@ -121,43 +159,19 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         bars[0].set_postfix(loss=f"{float(np.mean(fold_losses)):.3f}")
         bars[0].update(epochs_done - bars[0].n)
 
-    out = engine.train_folds(
-        model,
-        tx,
-        schedule,
-        aug,
-        arrays,
-        folds,
+    layout = engine.Layout(
         strategy=config.train.fold_strategy,
         step_loop=config.train.step_loop,
         fold_group=config.train.fold_group,
-        progress=on_epoch,
-        on_compiled=on_compiled,
-        aux_loss=spec.aux_loss,
-        initial_variables=initial,
         folds_per_call=config.train.folds_per_call,
-        log=log,
-        maps_per_class=int(config.report.attention_maps),
-        maps_keys=config.report.attention_keys,
     )
+    out = engine.train_folds(
+        model, setup.tx, schedule, aug, arrays, folds, layout,
+        aux_loss=setup.spec.aux_loss, initial_variables=initial, maps=maps,
+        progress=on_epoch, on_compiled=on_compiled, log=log,
+    )  # fmt: skip
     bars[0].close()
-
-    # Predictions pooled over folds -> metrics.
-    results = summarize(config, dataset, table, out)
-    maps, record = attention_maps(config, dataset, out, aug)
-    if record:
-        results["attention_maps"] = record
-    results["engine"]["conv_impl"] = config.model_kwargs.get("conv_impl", conv_impl)
-    results["timing"] = {
-        "compile_s": out.compile_s,
-        "train_s": out.train_s,
-        "images_per_s": out.images_seen / max(out.train_s, 1e-9),
-        "total_s": time.perf_counter() - start,
-    }
-    if workdir is not None:
-        paths = report.write_report(results, workdir, attention_maps=maps)
-        log(f"wrote {workdir}/: {', '.join(sorted(p.name for p in paths.values()))}")
-    return results
+    return out, aug
 
 
 def frozen_trunk_features(parts, model, images, initial, seed: int, *, log=print, chunk=32):
@@ -197,6 +211,39 @@ def pooled_predictions(out: engine.FoldsOutput):
         fold.append(np.full(valid.sum(), f))
         pred.append(out.logits[f][valid].argmax(-1))
     return np.concatenate(index), np.concatenate(fold), np.concatenate(pred)
+
+
+def select_heldout(test_idx, test_valid, labels, per_class: int):
+    """Held-out entries whose attention maps a report keeps: (pos (F, J), valid (F, J)).
+
+    Entries are (fold, test position) pairs in fold-major order, the order of the
+    pooled predictions (a sample tested by several folds is several entries). For
+    each class, `per_class` of its entries (all if fewer) evenly spaced over that
+    order, so they come from different folds (subjects), at an offset that differs
+    by class (class c of C present: entries floor((i + (c + 1/2) / C) L / n), i < n,
+    of its L), so classes do not all come from the same folds. Row f lists fold f's kept
+    test positions, padded with position 0, `valid` False; J >= 1 is the most any
+    fold keeps. Depends on labels and the fold table only, never on predictions.
+    The engine evaluates these positions after the final epoch (`engine.Maps`);
+    the report draws them (`report.plot_attention_maps`).
+    """
+    test_idx, test_valid = np.asarray(test_idx), np.asarray(test_valid, bool)
+    fold, position = np.nonzero(test_valid)
+    classes = np.asarray(labels)[test_idx[fold, position]]
+    keep, present = [], np.unique(classes)
+    for rank, c in enumerate(present):
+        mine = np.flatnonzero(classes == c)
+        n = min(int(per_class), len(mine))
+        offset = (rank + 0.5) / len(present)
+        keep += mine[((np.arange(n) + offset) * len(mine) / n).astype(int)].tolist()
+    keep = np.unique(np.asarray(keep, int))
+    counts = np.bincount(fold[keep], minlength=test_idx.shape[0])
+    pos = np.zeros((test_idx.shape[0], max(1, int(counts.max(initial=0)))), np.int32)
+    valid = np.zeros(pos.shape, bool)
+    for f in range(test_idx.shape[0]):
+        mine = position[keep[fold[keep] == f]]
+        pos[f, : len(mine)], valid[f, : len(mine)] = mine, True
+    return pos, valid
 
 
 def pooled_maps(out: engine.FoldsOutput):

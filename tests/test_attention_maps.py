@@ -3,6 +3,9 @@
 The maps the engine returns must be those of each fold's final weights on the
 samples that fold holds out, the same under every fold strategy, step loop,
 fold grouping and device layout (a subprocess with 4 simulated CPU devices).
+Those comparisons train in float64 (x64 enabled; the engine keeps the tiny
+model's parameters in float64), where different programs' rounding stays near
+1e-16 instead of growing through training as float32's would.
 """
 
 import json
@@ -24,7 +27,8 @@ from mer_jax import engine, models, protocols, report, sweep
 
 NUM_CLASSES = 3
 ROOT = Path(__file__).resolve().parents[1]
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+# Float64 training and maps: programs differ by float64 rounding (~1e-16) grown by one epoch.
+F64 = dict(rtol=1e-9, atol=1e-12)
 
 
 def _setup(n=18, subjects=3, size=16):
@@ -65,6 +69,12 @@ class _Tiny(nn.Module):
         return nn.Dense(NUM_CLASSES, name="head")(features), out
 
 
+def _maps(folds, data, per_class=2, **kw):
+    """engine.Maps of the entries the report keeps (`sweep.select_heldout`)."""
+    pos, valid = sweep.select_heldout(folds.test_idx, folds.test_valid, data.labels, per_class)
+    return engine.Maps(pos, valid, **kw)
+
+
 def _entries(out):
     """[(fold, slot, test position)] of the kept maps."""
     return [(f, j, int(out.maps_pos[f, j])) for f, j in zip(*np.nonzero(out.maps_valid))]
@@ -75,14 +85,14 @@ def test_select_heldout_spreads_classes_over_folds_and_keeps_repeated_samples():
     test_idx = np.array([[0, 1, 2, 3], [2, 4, 5, 0], [6, 7, 0, 0]])
     test_valid = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]], bool)
     labels = np.array([0, 1, 0, 1, 0, 1, 0, 2])
-    pos, valid = engine.select_heldout(test_idx, test_valid, labels, per_class=2)
+    pos, valid = sweep.select_heldout(test_idx, test_valid, labels, per_class=2)
     kept = [(f, int(test_idx[f, pos[f, j]])) for f, j in zip(*np.nonzero(valid))]
     # (fold, sample) entries of class 0 in fold order: (0,0) (0,2) (1,2) (1,4) (2,6), picks
     # floor((i + 1/6) 5 / 2) = 0, 2; class 1: (0,1) (0,3) (1,5), floor((i + 1/2) 3 / 2) = 0, 2;
     # class 2: (2,7). Sample 2 is kept from fold 1, which tests it too.
     assert kept == [(0, 0), (0, 1), (1, 2), (1, 5), (2, 7)]
     assert pos.shape == (3, 2) and valid.sum(axis=1).tolist() == [2, 2, 1]
-    pos, valid = engine.select_heldout(test_idx, test_valid, labels, per_class=10)
+    pos, valid = sweep.select_heldout(test_idx, test_valid, labels, per_class=10)
     assert valid.sum() == test_valid.sum()  # every entry, the repeated sample twice
     assert sorted(test_idx[f, pos[f, j]] for f, j in zip(*np.nonzero(valid))) == sorted(
         test_idx[test_valid]
@@ -95,8 +105,8 @@ def test_pooled_maps_equal_each_folds_model_applied_to_its_held_out_samples():
     model = models.build("micro_attention", NUM_CLASSES, width=4)
     aug = engine.Augment(crop_size=12, flip=True)
     out = engine.train_folds(
-        model, tx, schedule, aug, data, folds, strategy="loop", step_loop="python",
-        maps_per_class=2, maps_keys="", maps_dtype=jnp.float32,
+        model, tx, schedule, aug, data, folds, engine.Layout("loop", "python"),
+        maps=_maps(folds, data, keys="", dtype=jnp.float32),
     )  # fmt: skip
     assert set(out.maps) == {f"attention_{k}" for k in range(1, 5)} | {"pre_logits"}
     index, fold, pos, pooled = sweep.pooled_maps(out)
@@ -122,45 +132,53 @@ def test_pooled_maps_equal_each_folds_model_applied_to_its_held_out_samples():
 def test_maps_agree_across_fold_strategies_step_loops_and_groups():
     tx, schedule, data, folds = _setup()
     aug = engine.Augment(crop_size=12)
-    run = lambda **kw: engine.train_folds(_Tiny(), tx, schedule, aug, data, folds, **kw)
-    base = run(strategy="vmap", step_loop="scan", maps_per_class=2)
+    run = lambda *layout, maps=None, **kw: engine.train_folds(
+        _Tiny(), tx, schedule, aug, data, folds, engine.Layout(*layout, **kw), maps=maps
+    )
+    with jax.enable_x64(True):
+        base = run("vmap", "scan", maps=_maps(folds, data, dtype=jnp.float64))
+        others = {
+            "loop": run("loop", "python", maps=_maps(folds, data, dtype=jnp.float64)),
+            # lax.map in 2 calls of 2 folds (1 padding fold); only the weights and the mask.
+            "map": run(
+                "map", "scan", fold_group=2, folds_per_call=2,
+                maps=_maps(folds, data, keys="weights$|mask$", dtype=jnp.float64),
+            ),
+        }  # fmt: skip
+        default = run("vmap", "scan", maps=_maps(folds, data))
+        off = run("vmap", "scan")
     assert set(base.maps) == {"spatial_mask", "block/channel_weights", "pre_logits"}
-    assert all(v.dtype == np.float16 for v in base.maps.values())  # the default dtype
     assert base.maps["spatial_mask"].shape == (3, base.maps_pos.shape[1], 12, 12, 1)
-    others = {
-        "loop": run(strategy="loop", step_loop="python", maps_per_class=2),
-        # lax.map in 2 calls of 2 folds (1 padding fold); only the weights and the mask.
-        "map": run(
-            strategy="map", step_loop="scan", fold_group=2, folds_per_call=2, maps_per_class=2,
-            maps_keys="weights$|mask$",
-        ),
-    }  # fmt: skip
     assert others["map"].fold_groups == (2, 2)
     assert set(others["map"].maps) == {"spatial_mask", "block/channel_weights"}
     for name, other in others.items():
         np.testing.assert_array_equal(other.maps_pos, base.maps_pos, err_msg=name)
         np.testing.assert_array_equal(other.maps_valid, base.maps_valid, err_msg=name)
         for key, value in other.maps.items():
+            assert value.dtype == np.float64
             np.testing.assert_allclose(
-                value[other.maps_valid].astype(np.float32),
-                base.maps[key][base.maps_valid].astype(np.float32),
-                rtol=3e-3,
-                atol=3e-3,
+                value[other.maps_valid], base.maps[key][base.maps_valid], **F64,
                 err_msg=f"{name}: {key}",
-            )
+            )  # fmt: skip
     assert np.ptp(base.maps["spatial_mask"][base.maps_valid], axis=0).max() > 1e-2
-    off = run(strategy="vmap", step_loop="scan")
+    # The default dtype is float16: the same maps rounded (2^-11 relative, at most).
+    assert set(default.maps) == set(base.maps)
+    for key, value in default.maps.items():
+        assert value.dtype == np.float16
+        np.testing.assert_allclose(value.astype(np.float64), base.maps[key], rtol=1e-3, atol=1e-7)
+    # Maps are an extra program after training: the training itself is the same.
     assert off.maps is None and off.maps_pos is None
-    np.testing.assert_allclose(off.logits, base.logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(off.logits, base.logits)
 
 
 def _sharded_and_save(path: str) -> None:
-    """Subprocess body: 3 folds over 4 simulated devices (one padding fold)."""
+    """Subprocess body: 3 folds over 4 simulated devices (one padding fold), in float64."""
+    jax.config.update("jax_enable_x64", True)
     tx, schedule, data, folds = _setup()
     outs = {
         loop: engine.train_folds(
             _Tiny(), tx, schedule, engine.Augment(crop_size=12), data, folds,
-            strategy="vmap", step_loop=loop, maps_per_class=2, maps_dtype=jnp.float32,
+            engine.Layout("vmap", loop), maps=_maps(folds, data, dtype=jnp.float64),
         )
         for loop in ("scan", "python")
     }  # fmt: skip
@@ -173,11 +191,11 @@ def _sharded_and_save(path: str) -> None:
 
 
 def test_maps_under_shard_map_with_a_padding_fold_match_one_device(tmp_path):
+    """The subprocess compiles with the default XLA flags, as the reference here does: XLA's
+    lowest optimisation level computes float64 differently (by ~1e-8 after an epoch)."""
     path = tmp_path / "four.npz"
     env = dict(
-        os.environ,
-        XLA_FLAGS=f"{FAST_COMPILE} --xla_force_host_platform_device_count=4",
-        JAX_PLATFORMS="cpu",
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
     )
     proc = subprocess.run(
         [sys.executable, "-m", "tests.test_attention_maps", str(path)],
@@ -188,18 +206,20 @@ def test_maps_under_shard_map_with_a_padding_fold_match_one_device(tmp_path):
     assert four["devices"] == 4 and "over 4 devices" in str(four["layout"])
     assert "(1 padding)" in str(four["layout"])
     tx, schedule, data, folds = _setup()
-    one = engine.train_folds(
-        _Tiny(), tx, schedule, engine.Augment(crop_size=12), data, folds,
-        strategy="vmap", step_loop="scan", maps_per_class=2, maps_dtype=jnp.float32,
-    )  # fmt: skip
+    with jax.enable_x64(True):
+        one = engine.train_folds(
+            _Tiny(), tx, schedule, engine.Augment(crop_size=12), data, folds,
+            engine.Layout("vmap", "scan"), maps=_maps(folds, data, dtype=jnp.float64),
+        )  # fmt: skip
     for loop in ("scan", "python"):
         np.testing.assert_array_equal(four[f"{loop}_pos"], one.maps_pos)
         np.testing.assert_array_equal(four[f"{loop}_valid"], one.maps_valid)
-        np.testing.assert_allclose(four[f"{loop}_logits"], one.logits, rtol=1e-4, atol=1e-5)
+        assert four[f"{loop}_logits"].dtype == np.float64
+        np.testing.assert_allclose(four[f"{loop}_logits"], one.logits, **F64)
         for key, value in one.maps.items():
             got = four[f"{loop}_map_{key}"]
             assert got.shape == value.shape  # the padding fold dropped
-            np.testing.assert_allclose(got, value, rtol=1e-4, atol=1e-5, err_msg=key)
+            np.testing.assert_allclose(got, value, **F64, err_msg=key)
 
 
 # ---------------------------------------------------------------------------

@@ -243,15 +243,7 @@ def cmd_describe(args) -> int:
             data_dir=args.data_dir,
             split=args.split,
         )
-    table = protocols.make_folds(
-        args.protocol,
-        samples.subjects,
-        datasets=samples.sources,
-        clips=samples.clips,
-        labels=samples.labels,
-        class_names=samples.class_names,
-        label_mismatch="note",
-    )
+    table = protocols.folds_of(args.protocol, samples, label_mismatch="note")
     summary = describe(
         table,
         samples.subjects,

@@ -10,13 +10,16 @@ per step, measured in one process:
   sequential     the F folds one after another, a one-fold program at batch B;
   one_model      ONE model at batch F*B (no fold axis): the speed a fold axis costs.
 
-Each is the engine's own `make_fold_fns` step (`train_step`, or `run` = one
-epoch of N steps in lax.scan plus the held-out evaluation of one example per
-fold) lifted with `lift_over_folds` and compiled as `train_folds` compiles it;
-timed over N steps after W warm-up steps (with lax.scan: one warm-up call) and
-synchronised with `jax.block_until_ready`. FLOPs per image are XLA's count
-(`compiled.cost_analysis()`) of one_model's training step (forward, backward and
-update) divided by its batch; achieved TFLOP/s = FLOPs per image x images/s.
+Each is run by the engine's own driver, the phases `train_folds` runs: its
+compile phase (`engine.compile_plan`: the same programs, layout and memory
+rule as a sweep; compile_s is this phase's time, about 0 where an earlier run
+in the process compiled the same programs), then its run phase
+(`engine.run_call`): W untimed calls (--warmup), then one timed call of N
+steps per fold (--steps: one epoch; then the held-out evaluation of one
+example per fold), synchronised by the call's host outputs. FLOPs per image
+are XLA's count (`compiled.cost_analysis()`) of one_model's Python-loop
+training step (forward, backward and update) divided by its batch; achieved
+TFLOP/s = FLOPs per image x images/s.
 
 CPU (defaults: the `small` preset, e.g. micro_attention width 16, 48x48, F=4,
 B=8, 5 steps; 20-50 s on 2 cores, nearly all of it compiling). There 'auto' is
@@ -51,9 +54,6 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
-from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -63,7 +63,6 @@ from mer_jax import config as config_lib
 from mer_jax import engine, models
 from mer_jax.models import layers
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRESETS = ("auto", "small", "paper")
 # Random datasets hold at most this many bytes (every step gathers its batch from them).
 MAX_DATA_BYTES = 1 << 29
@@ -81,7 +80,7 @@ class BenchConfig:
     batch: int = 8
     dtype: str = "float32"
     steps: int = 5
-    warmup: int = 2
+    warmup: int = 1
     strategies: tuple[str, ...] = ("auto",)
     conv_impls: tuple[str, ...] = ("auto",)
     step_loop: str = "auto"
@@ -138,17 +137,8 @@ def random_data(shape, folds: int, batch: int, num_classes: int, seed: int = 0):
 
 
 # ---------------------------------------------------------------------------
-# Timing one way of running the engine.
+# Timing the driver.
 # ---------------------------------------------------------------------------
-def _take(tree, f: int):
-    """Fold `f` of a tree with a leading fold axis, keeping the axis (length 1)."""
-    return jax.tree_util.tree_map(lambda x: x[f : f + 1], tree)
-
-
-def _copy(tree):
-    return jax.tree_util.tree_map(jnp.copy, tree)
-
-
 def _flops(compiled) -> float | None:
     """XLA's FLOP count of a compiled program, or None where the backend gives none."""
     try:
@@ -161,121 +151,64 @@ def _flops(compiled) -> float | None:
     return float(flops) if flops and flops > 0 else None
 
 
-class Measure(NamedTuple):
-    """The timing functions of one model on one dataset (see make_measure)."""
-
-    init: Callable  # init(folds) -> TrainState with a leading fold axis
-    run: Callable  # run(state, folds, *, batch, strategy, step_loop, fold_group=1, conv_impl)
-    step_flops: Callable  # step_flops(state, one_fold, batch) -> float | None
+def _take(tree, f: int):
+    """Fold `f` of a tree with a leading fold axis, keeping the axis (length 1)."""
+    return jax.tree_util.tree_map(lambda x: x[f : f + 1], tree)
 
 
-def make_measure(model, tx, data: engine.Data, *, steps: int, warmup: int, aux_loss=None):
-    """Measure(init, run, step_flops) for `model` trained by `tx` on `data`.
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """What one timed run trains: `model` on `data`, `steps` steps per call, untimed calls first."""
 
-    `run` trains every fold of `folds` (from `state`, leading fold axis) for
-    `steps` steps the way `engine.train_folds` does and returns images_per_s
-    (fold examples per second), compile_s, seconds and `train_step` (the compiled
-    Python-loop step, None with lax.scan; for FLOP counts). A program of the same
-    shape is compiled once: a loop over folds and the sequential run share theirs.
-    `conv_impl` ('xla' | 'gemm', `mer_jax.models.layers`) overrides the model's field of
-    that name; the parameters are the same either way.
+    model: object
+    tx: object
+    data: engine.Data
+    steps: int
+    warmup: int
+    aux_loss: object = None
+
+
+def _compile(work: Work, folds, batch: int, layout: engine.Layout):
+    """The driver's plan and compile phases for `folds` at per-fold batch `batch`."""
+    schedule = engine.Schedule(
+        epochs=work.warmup + 1,
+        batch_size=batch,
+        steps_per_epoch=work.steps,
+        num_classes=1,
+        balance=False,
+    )
+    augment = engine.Augment()
+    plan = engine.make_plan(
+        work.model, work.tx, schedule, augment, work.data, folds, layout, work.aux_loss
+    )
+    return engine.compile_plan(plan, work.data, folds)
+
+
+def time_driver(work: Work, folds: engine.Folds, batch: int, layout: engine.Layout) -> dict:
+    """Compile and run `folds` as `engine.train_folds` does, by its own phases.
+
+    The driver's compile phase (its program cache shares programs between runs
+    of the same shapes, e.g. 'auto' on CPU and `sequential`), then its run
+    phase: `warmup` untimed calls, then one timed call of `steps` steps per
+    fold (for lax.scan, with the held-out evaluation in the same program),
+    synchronised by its host outputs. Returns images_per_s, compile_s (this
+    run's compile phase: about 0 when an earlier run compiled the same
+    programs), seconds and the Compiled programs.
     """
-    fns_by_batch, programs = {}, {}
-    epoch, step0 = jnp.int32(0), jnp.int32(0)
-
-    def fns_for(batch, conv_impl=None):
-        if (batch, conv_impl) not in fns_by_batch:
-            schedule = engine.Schedule(
-                epochs=1, batch_size=batch, steps_per_epoch=steps, num_classes=1, balance=False
-            )
-            m = model if conv_impl is None else model.clone(conv_impl=conv_impl)
-            fns_by_batch[batch, conv_impl] = engine.make_fold_fns(
-                m, tx, schedule, engine.Augment(), data.images.shape[1:], aux_loss
-            )
-        return fns_by_batch[batch, conv_impl]
-
-    def compile_programs(state, unit, batch, strategy, step_loop, fold_group, conv_impl=None):
-        """Compile as train_folds does; (programs, seconds)."""
-        key = (batch, strategy, step_loop, fold_group, unit.key.shape[0], conv_impl)
-        if key in programs:
-            return programs[key]
-        fns = fns_for(batch, conv_impl)
-        lift = partial(engine.lift_over_folds, strategy=strategy, fold_group=fold_group)
-        start = time.perf_counter()
-        if step_loop == "scan":
-            run = jax.jit(lift(fns.run, batched=2), donate_argnums=(0,))
-            compiled = {"run": run.lower(state, unit, data, epoch).compile()}
-        else:
-            batches = jax.jit(lift(fns.epoch_batches, batched=1))
-            example_idx = jnp.zeros((unit.key.shape[0], batch), jnp.int32)
-            train_step = jax.jit(lift(fns.train_step, batched=3), donate_argnums=(0,))
-            compiled = {
-                "batches": batches.lower(unit, data, epoch).compile(),
-                "train_step": train_step.lower(
-                    state, unit, example_idx, data, epoch, step0
-                ).compile(),
-            }
-        programs[key] = compiled, time.perf_counter() - start
-        return programs[key]
-
-    def measure(state, folds, *, batch, strategy, step_loop, fold_group=1, conv_impl=None):
-        num_folds = folds.key.shape[0]
-        # Copies: the programs donate their state (a one-fold slice may alias `state`).
-        if strategy == "loop":
-            states = [_copy(_take(state, f)) for f in range(num_folds)]
-            units = [_take(folds, f) for f in range(num_folds)]
-        else:
-            states, units = [_copy(state)], [folds]
-        compiled, compile_s = compile_programs(
-            states[0], units[0], batch, strategy, step_loop, fold_group, conv_impl
-        )
-
-        if step_loop == "scan":
-            run = compiled["run"]
-
-            def train(u, warm):
-                if warm and warmup == 0:
-                    return 0
-                states[u], _, leaked, _ = run(states[u], units[u], data, epoch)
-                return leaked
-
-        else:
-            train_step = compiled["train_step"]
-            indices = [compiled["batches"](unit, data, epoch) for unit in units]  # (k, S, B)
-
-            def train(u, warm):
-                leaked = 0
-                for s in range(warmup if warm else steps):
-                    states[u], (_, leak) = train_step(
-                        states[u], units[u], indices[u][:, s % steps], data, epoch, jnp.int32(s)
-                    )
-                    leaked = leaked + leak
-                return leaked
-
-        jax.block_until_ready((train(0, warm=True), states))
-        start = time.perf_counter()
-        leaked = [train(u, warm=False) for u in range(len(units))]
-        jax.block_until_ready((states, leaked))
-        seconds = time.perf_counter() - start
-        if int(sum(np.sum(np.asarray(x)) for x in leaked)):
-            raise engine.LeakageError("bench: a training batch held a held-out subject's sample")
-        return {
-            "images_per_s": num_folds * batch * steps / seconds,
-            "compile_s": compile_s,
-            "seconds": seconds,
-            "train_step": compiled.get("train_step"),
-        }
-
-    def init(folds):
-        """Every fold's initial TrainState, as train_folds makes it."""
-        return jax.jit(jax.vmap(fns_for(1).init))(folds.key)
-
-    def step_flops(state, unit, batch):
-        """XLA's FLOPs of one Python-loop training step of one fold at `batch`."""
-        compiled, _ = compile_programs(state, unit, batch, "loop", "python", 1)
-        return _flops(compiled["train_step"])
-
-    return Measure(init, measure, step_flops)
+    compiled = _compile(work, folds, batch, layout)
+    run = engine.start_run(compiled, work.data, folds)
+    for epoch in range(work.warmup):
+        engine.run_call(run, epoch)
+    jax.block_until_ready(run.states)
+    start = time.perf_counter()
+    engine.run_call(run, work.warmup)  # host outputs: waits for the devices
+    seconds = time.perf_counter() - start
+    return {
+        "images_per_s": compiled.plan.num_folds * batch * work.steps / seconds,
+        "compile_s": compiled.compile_s,
+        "seconds": seconds,
+        "compiled": compiled,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -287,16 +220,18 @@ def _resolve(strategy: str, step_loop: str) -> tuple[str, str]:
     return engine.resolve_strategy(strategy, step_loop)
 
 
-def run_bench(cfg: BenchConfig, log=None) -> dict:
-    """Measure fold_parallel, sequential and one_model for `cfg` (see the module docstring)."""
-    spec = models.spec(cfg.model)
-    if cfg.dtype not in DTYPES:
-        raise ValueError(f"--dtype {cfg.dtype!r} is not one of {sorted(DTYPES)}")
+def _check(cfg: BenchConfig) -> None:
+    if cfg.dtype not in engine.DTYPES:
+        raise ValueError(f"--dtype {cfg.dtype!r} is not one of {sorted(engine.DTYPES)}")
     for name in ("folds", "batch", "steps"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {cfg.warmup}")
+
+
+def _plans(cfg: BenchConfig) -> list[tuple[str, str, str]]:
+    """(strategy, step loop, conv_impl) of every fold_parallel run, resolved, without repeats."""
     plans = []
     for strategy in cfg.strategies:
         for conv_impl in cfg.conv_impls:
@@ -306,50 +241,50 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
             )
             if plan not in plans:
                 plans.append(plan)
-    num_classes = spec.num_classes
-    model = models.build(cfg.model, num_classes, dtype=DTYPES[cfg.dtype], **cfg.model_kwargs)
-    tx = engine.make_optimizer(config_lib.base().optimizer, cfg.steps, frozen=spec.frozen)
-    aux_loss = spec.aux_loss
-    data, folds = random_data(cfg.input_shape, cfg.folds, cfg.batch, num_classes, cfg.seed)
-    bench = make_measure(model, tx, data, steps=cfg.steps, warmup=cfg.warmup, aux_loss=aux_loss)
-    say = (lambda m: log(f"{cfg.model}: {m}")) if log else (lambda _: None)
-    say("initialising every fold ...")
-    state = bench.init(folds)
+    return plans
 
+
+def _measure(cfg: BenchConfig, work: Work, folds, plans, say) -> tuple[dict, dict, dict, object]:
+    """(fold_parallel by strategy, sequential, one_model, FLOPs of one_model's step)."""
     by_strategy = {}
     for strategy, step_loop, conv_impl in plans:
         name = f"{strategy}+{step_loop}" + ("+gemm" if conv_impl == "gemm" else "")
         say(f"fold_parallel: {strategy} folds + {step_loop} steps, {conv_impl} convolutions ...")
-        by_strategy[name] = bench.run(
-            state,
-            folds,
-            batch=cfg.batch,
-            strategy=strategy,
-            step_loop=step_loop,
-            fold_group=cfg.fold_group,
-            conv_impl=conv_impl,
+        model = work.model.clone(conv_impl=conv_impl)
+        layout = engine.Layout(strategy, step_loop, fold_group=cfg.fold_group)
+        by_strategy[name] = time_driver(
+            dataclasses.replace(work, model=model), folds, cfg.batch, layout
         )
-    primary = next(iter(by_strategy))
     step_loop = plans[0][1]
     say(f"sequential: {cfg.folds} one-fold programs + {step_loop} steps ...")
-    sequential = bench.run(state, folds, batch=cfg.batch, strategy="loop", step_loop=step_loop)
-    work = cfg.folds * cfg.batch
-    say(f"one_model: 1 model x batch {work} + {step_loop} steps ...")
-    state0, fold0 = _take(state, 0), _take(folds, 0)
-    one_model = bench.run(state0, fold0, batch=work, strategy="loop", step_loop=step_loop)
-    flops = bench.step_flops(state0, fold0, work)
-    flops_per_image = flops / (cfg.folds * cfg.batch) if flops else "n/a"
+    loop = engine.Layout("loop", step_loop)
+    sequential = time_driver(work, folds, cfg.batch, loop)
+    work_size = cfg.folds * cfg.batch
+    say(f"one_model: 1 model x batch {work_size} + {step_loop} steps ...")
+    fold0 = _take(folds, 0)
+    one_model = time_driver(work, fold0, work_size, loop)
+    # FLOPs of one training step: the Python-loop step program of the same work.
+    python = _compile(work, fold0, work_size, engine.Layout("loop", "python"))
+    return by_strategy, sequential, one_model, _flops(python.programs["train_step"])
 
-    speeds = {
-        "fold_parallel": by_strategy[primary]["images_per_s"],
-        "sequential": sequential["images_per_s"],
-        "one_model": one_model["images_per_s"],
-    }
-    compile_s = {
-        "fold_parallel": by_strategy[primary]["compile_s"],
-        "sequential": sequential["compile_s"],
-        "one_model": one_model["compile_s"],
-    }
+
+def run_bench(cfg: BenchConfig, log=None) -> dict:
+    """Measure fold_parallel, sequential and one_model for `cfg` (see the module docstring)."""
+    spec = models.spec(cfg.model)
+    _check(cfg)
+    plans = _plans(cfg)
+    model = models.build(
+        cfg.model, spec.num_classes, dtype=engine.DTYPES[cfg.dtype], **cfg.model_kwargs
+    )
+    tx = engine.make_optimizer(config_lib.base().optimizer, cfg.steps, frozen=spec.frozen)
+    data, folds = random_data(cfg.input_shape, cfg.folds, cfg.batch, spec.num_classes, cfg.seed)
+    work = Work(model, tx, data, cfg.steps, cfg.warmup, spec.aux_loss)
+    say = (lambda m: log(f"{cfg.model}: {m}")) if log else (lambda _: None)
+    by_strategy, sequential, one_model, flops = _measure(cfg, work, folds, plans, say)
+    primary = by_strategy[next(iter(by_strategy))]
+    runs = {"fold_parallel": primary, "sequential": sequential, "one_model": one_model}
+    speeds = {k: v["images_per_s"] for k, v in runs.items()}
+    flops_per_image = flops / (cfg.folds * cfg.batch) if flops else "n/a"
     tflops = {
         k: (flops_per_image * v / 1e12 if flops_per_image != "n/a" else "n/a")
         for k, v in speeds.items()
@@ -361,33 +296,37 @@ def run_bench(cfg: BenchConfig, log=None) -> dict:
             "fold_parallel/one_model": speeds["fold_parallel"] / speeds["one_model"],
             "fold_parallel/sequential": speeds["fold_parallel"] / speeds["sequential"],
         },
-        "compile_s": compile_s,
+        "compile_s": {k: v["compile_s"] for k, v in runs.items()},
         "compile_s_by_strategy": {k: v["compile_s"] for k, v in by_strategy.items()},
         "flops_per_image": flops_per_image,
         "tflops": tflops,
         "device": {**engine.device_info(), "jax": jax.__version__},
-        "config": {
-            "model": cfg.model,
-            "ablation": cfg.ablation,
-            "model_kwargs": cfg.model_kwargs,
-            "params": models.count_params(model, cfg.input_shape),
-            "num_classes": num_classes,
-            "input_shape": list(cfg.input_shape),
-            "input_dtype": "float32" if is_flow(cfg.input_shape) else "uint8",
-            "unit": "examples/s" if len(cfg.input_shape) > 3 else "images/s",
-            "folds": cfg.folds,
-            "batch": cfg.batch,
-            "dtype": cfg.dtype,
-            "steps": cfg.steps,
-            "warmup": cfg.warmup,
-            "strategy": primary.split("+")[0],
-            "step_loop": step_loop,
-            "conv_impl": plans[0][2],
-            "fold_group": cfg.fold_group,
-            "preset": cfg.preset,
-            "dataset_size": int(data.labels.shape[0]),
-            "seed": cfg.seed,
-        },
+        "config": _config_record(cfg, model, plans, data),
+    }
+
+
+def _config_record(cfg: BenchConfig, model, plans, data) -> dict:
+    return {
+        "model": cfg.model,
+        "ablation": cfg.ablation,
+        "model_kwargs": cfg.model_kwargs,
+        "params": models.count_params(model, cfg.input_shape),
+        "num_classes": models.spec(cfg.model).num_classes,
+        "input_shape": list(cfg.input_shape),
+        "input_dtype": "float32" if is_flow(cfg.input_shape) else "uint8",
+        "unit": "examples/s" if len(cfg.input_shape) > 3 else "images/s",
+        "folds": cfg.folds,
+        "batch": cfg.batch,
+        "dtype": cfg.dtype,
+        "steps": cfg.steps,
+        "warmup": cfg.warmup,
+        "strategy": plans[0][0],
+        "step_loop": plans[0][1],
+        "conv_impl": plans[0][2],
+        "fold_group": cfg.fold_group,
+        "preset": cfg.preset,
+        "dataset_size": int(data.labels.shape[0]),
+        "seed": cfg.seed,
     }
 
 
@@ -414,8 +353,8 @@ def format_result(r: dict) -> str:
     ]
     lines = [
         f"{c['model']} ({c['ablation']}, {c['params']:,} params), input {shape} "
-        f"{c['input_dtype']}, {c['dtype']}, {c['steps']} steps after {c['warmup']} warm-up, "
-        f"preset {c['preset']}",
+        f"{c['input_dtype']}, {c['dtype']}, {c['steps']} steps after "
+        f"{c['warmup']} warm-up call(s), preset {c['preset']}",
         f"device: {d['device_kind']} ({d['platform']} x {d['num_devices']}), jax {d['jax']}",
         f"{'run':<14} {'program':<38} {c['unit']:>12} {'compile s':>10} {'TFLOP/s':>9}",
     ]
@@ -549,9 +488,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--folds", type=int, default=4, help="folds F trained at once (default 4)")
     p.add_argument("--batch", type=int, default=8, help="per-fold batch B (default 8)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--dtype", choices=sorted(engine.DTYPES), default="float32")
     p.add_argument("--steps", type=int, help="timed steps (default 5 small, 20 paper)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed calls (epochs of --steps steps) before the timed one (default 1)",
+    )
     p.add_argument("--width", type=int, help="the model's width knob (see bench.WIDTH_KWARG)")
     p.add_argument(
         "--model-kwarg", action="append", metavar="KEY=VALUE", help="a Model field, repeatable"

@@ -118,6 +118,9 @@ def test_json_micro_attention_figures_ratios_and_flops(capsys):
     for key in runs:
         assert r[key] > 0 and np.isfinite(r[key])
         assert r["compile_s"][key] > 0
+    # On CPU 'auto' is a loop over folds: sequential is the very same program, and the
+    # driver's program cache compiled it once.
+    assert r["compile_s"]["sequential"] < r["compile_s"]["fold_parallel"] / 10
     assert r["ratios"]["fold_parallel/one_model"] == pytest.approx(
         r["fold_parallel"] / r["one_model"], rel=1e-12
     )
@@ -153,8 +156,14 @@ def test_json_micro_attention_figures_ratios_and_flops(capsys):
             assert r["tflops"][key] == pytest.approx(flops * r[key] / 1e12, rel=1e-12)
 
 
-def test_feature_refinement_smoke_default_strategy():
-    """Flow input (float, 2 channels), the model's aux loss, CPU default loop + Python steps."""
+def test_feature_refinement_smoke_default_strategy(monkeypatch):
+    """Flow input (float, 2 channels), the model's aux loss, CPU default loop + Python steps;
+    every run is timed through the engine's own driver (its run phase, one call each)."""
+    from mer_jax import engine
+
+    calls = []
+    run_call = engine.run_call
+    monkeypatch.setattr(engine, "run_call", lambda *a: calls.append(a[1]) or run_call(*a))
     args = _args(
         [
             "--model",
@@ -180,6 +189,7 @@ def test_feature_refinement_smoke_default_strategy():
         ]
     )
     r = bench.run_bench(bench.config_from_args(args))
+    assert calls == [0, 0, 0]  # fold_parallel, sequential, one_model: no warm-up call
     c = r["config"]
     assert (c["strategy"], c["step_loop"]) == ("loop", "python")
     assert c["ablation"] == "fr" and c["model_kwargs"]["shared_features"] == 8

@@ -1,5 +1,16 @@
-"""The fold-parallel engine: equivalence with one fold at a time, leakage guard, sampling."""
+"""The fold-parallel engine: equivalence with one fold at a time, leakage guard, sampling,
+the program cache.
 
+Equivalence tests train in float64 (`jax.enable_x64`, the model's dtype float64;
+the engine then keeps parameters and optimizer state in float64): rounding
+differences between programs start near 1e-16 and training cannot amplify them
+to anything a float32 tolerance would have to absorb. micro_attention still
+returns float32 logits, so losses and logits are compared to a few float32 ulps.
+"""
+
+import dataclasses
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -9,6 +20,11 @@ import pytest
 from mer_jax import engine, models, protocols
 
 NUM_CLASSES = 3
+# float64 parameters: differences start at float64 rounding (~1e-16) and a few epochs of SGD
+# grow them by orders of magnitude at most; 1e-8 leaves a wide margin.
+PARAMS_F64 = dict(rtol=1e-8, atol=1e-11)
+# Losses and logits micro_attention returns in float32: agreement to a few float32 ulps (1.2e-7).
+OUT_F32 = dict(rtol=1e-6, atol=1e-6)
 
 
 def _problem(seed=0, n=40, subjects=4, size=12):
@@ -37,41 +53,65 @@ def _optimizer(steps_per_epoch, name="sgd"):
     return engine.make_optimizer(cfg, steps_per_epoch)
 
 
-def _setup(epochs=3, balance=True, seed=0):
+def _setup(epochs=3, balance=True, seed=0, dtype=jnp.float32):
     subj, labels, images = _problem()
     table = protocols.loso(subj)
     schedule, folds, codes = engine.prepare(
         table, subj, labels, NUM_CLASSES, batch_size=8, balance=balance, epochs=epochs, seed=seed
     )
     data = engine.Data(jnp.asarray(images), jnp.asarray(labels), jnp.asarray(codes))
-    model = models.build("micro_attention", NUM_CLASSES, width=4)
+    model = models.build("micro_attention", NUM_CLASSES, width=4, dtype=dtype)
     aug = engine.Augment(crop_size=10, flip=True, color_shift=20.0)
     return model, _optimizer(schedule.steps_per_epoch), schedule, aug, data, folds, table
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """The tiny problem (4 LOSO folds, 12x12 images) and a float64 model, shared by the tests
+    that train it (the same shapes, model and optimizer: the same compiled programs)."""
+    return _setup(dtype=jnp.float64)
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
 
 
 def _take(tree, f):
     return jax.tree_util.tree_map(lambda x: x[f : f + 1], tree)
 
 
-def test_fold_parallel_matches_one_fold_at_a_time():
+def _layout(strategy, step_loop, **kw):
+    return engine.Layout(strategy=strategy, step_loop=step_loop, **kw)
+
+
+def _assert_states_close(a, b, fold_a, fold_b):
+    for name in ("params", "model_state", "opt_state"):  # model_state: BatchNorm statistics
+        x_leaves = jax.tree_util.tree_leaves(getattr(a, name))
+        y_leaves = jax.tree_util.tree_leaves(getattr(b, name))
+        for x, y in zip(x_leaves, y_leaves, strict=True):
+            x, y = np.asarray(x)[fold_a], np.asarray(y)[fold_b]
+            if np.issubdtype(x.dtype, np.floating):
+                assert x.dtype == np.float64, name
+                np.testing.assert_allclose(x, y, **PARAMS_F64, err_msg=name)
+            else:
+                np.testing.assert_array_equal(x, y, err_msg=name)  # step counts
+
+
+def test_fold_parallel_matches_one_fold_at_a_time(problem, x64):
     """vmap over all folds (steps in lax.scan) == a fold trained alone by its own call: the
     first and the last of 4 (the program is the same for every fold, only data differ)."""
-    model, tx, schedule, aug, data, folds, table = _setup()
-    together = engine.train_folds(
-        model, tx, schedule, aug, data, folds, strategy="vmap", step_loop="scan"
-    )
+    model, tx, schedule, aug, data, folds, table = problem
+    together = engine.train_folds(model, tx, schedule, aug, data, folds, _layout("vmap", "scan"))
     assert table.num_folds == 4
     for f in (0, table.num_folds - 1):
         alone = engine.train_folds(
-            model, tx, schedule, aug, data, _take(folds, f), strategy="vmap", step_loop="python"
+            model, tx, schedule, aug, data, _take(folds, f), _layout("vmap", "python")
         )
-        for name in ("params", "model_state"):  # model_state: BatchNorm running statistics
-            a = jax.tree_util.tree_leaves(getattr(together.state, name))
-            b = jax.tree_util.tree_leaves(getattr(alone.state, name))
-            for x, y in zip(a, b, strict=True):
-                np.testing.assert_allclose(np.asarray(x)[f], np.asarray(y)[0], rtol=2e-3, atol=2e-4)
-        np.testing.assert_allclose(together.logits[f], alone.logits[0], rtol=2e-3, atol=2e-3)
-        np.testing.assert_allclose(together.train_loss[:, f], alone.train_loss[:, 0], rtol=1e-4)
+        _assert_states_close(together.state, alone.state, f, 0)
+        np.testing.assert_allclose(together.logits[f], alone.logits[0], **OUT_F32)
+        np.testing.assert_allclose(together.train_loss[:, f], alone.train_loss[:, 0], **OUT_F32)
         np.testing.assert_array_equal(together.logits[f].argmax(-1), alone.logits[0].argmax(-1))
     # Training moved the parameters (the comparison is not between two initialisations).
     init = jax.jit(
@@ -83,24 +123,23 @@ def test_fold_parallel_matches_one_fold_at_a_time():
     assert max(jax.tree_util.tree_leaves(moved)) > 1e-2
 
 
-def test_strategies_agree_and_are_deterministic():
-    model, tx, schedule, aug, data, folds, _ = _setup(epochs=2)
-    runs = {
-        (s, loop): engine.train_folds(
-            model, tx, schedule, aug, data, folds, strategy=s, step_loop=loop
-        )
-        for s, loop in [("loop", "python"), ("map", "scan")]
-    }
-    base = runs[("loop", "python")]
-    again = engine.train_folds(
-        model, tx, schedule, aug, data, folds, strategy="loop", step_loop="python"
+def test_strategies_agree_and_are_deterministic(problem, x64):
+    model, tx, schedule, aug, data, folds, _ = problem
+    schedule = dataclasses.replace(schedule, epochs=2)
+    run = lambda folds, *layout: engine.train_folds(
+        model, tx, schedule, aug, data, folds, _layout(*layout)
     )
+    base = run(folds, "loop", "python")
+    mapped = run(folds, "map", "scan")
+    again = run(folds, "loop", "python")
     np.testing.assert_array_equal(base.logits, again.logits)  # same seed, same numbers
-    np.testing.assert_allclose(runs[("map", "scan")].logits, base.logits, rtol=2e-3, atol=2e-3)
-    _, _, schedule2, _, _, folds2, _ = _setup(epochs=2, seed=1)
-    other = engine.train_folds(
-        model, tx, schedule2, aug, data, folds2, strategy="loop", step_loop="python"
-    )
+    np.testing.assert_array_equal(base.train_loss, again.train_loss)
+    for f in range(folds.key.shape[0]):
+        _assert_states_close(mapped.state, base.state, f, f)
+    np.testing.assert_allclose(mapped.logits, base.logits, **OUT_F32)
+    np.testing.assert_allclose(mapped.train_loss, base.train_loss, **OUT_F32)
+    _, _, _, _, _, folds2, _ = _setup(epochs=2, seed=1)
+    other = run(folds2, "loop", "python")
     assert not np.allclose(other.logits, base.logits)
 
 
@@ -129,31 +168,82 @@ def test_epoch_order_exact_balance_and_shuffle():
     mask = jnp.asarray(rng.random(50) < 0.7).at[jnp.where(labels == 3, size=50)[0]].set(False)
     counts = np.bincount(np.asarray(labels)[np.asarray(mask)], minlength=4)
     total = int((counts > 0).sum() * counts.max())  # class 3 absent from this fold
-    a = np.asarray(engine.epoch_order(jax.random.key(0), mask, labels, 4, total, True))
-    b = np.asarray(engine.epoch_order(jax.random.key(1), mask, labels, 4, total, True))
+    order = jax.jit(engine.epoch_order, static_argnums=(3, 4, 5))
+    a = np.asarray(order(jax.random.key(0), mask, labels, 4, total, True))
+    b = np.asarray(order(jax.random.key(1), mask, labels, 4, total, True))
     got = np.bincount(np.asarray(labels)[a], minlength=4)
     assert got.tolist() == [counts.max() if c else 0 for c in counts]
     assert not np.array_equal(a, b)
 
 
-def test_in_program_guard_raises_on_a_corrupted_fold_table():
-    """Bypass the host check: the program itself counts held-out subjects in training batches."""
-    model, tx, schedule, aug, data, folds, table = _setup(epochs=1)
+def test_in_program_guard_raises_on_a_corrupted_fold_table(problem, x64):
+    """Bypass the host check: the program itself counts held-out subjects in training batches.
+    (In float64, the programs of the tests above: nothing to compile.)"""
+    model, tx, schedule, aug, data, folds, table = problem
     bad_mask = np.asarray(folds.train_mask).copy()
     bad_mask[1] = True  # fold 1 now trains on its held-out subject
     bad = folds._replace(train_mask=jnp.asarray(bad_mask))
+    schedule = dataclasses.replace(schedule, epochs=1)
     with pytest.raises(protocols.LeakageError, match=r"folds \[1\]"):
-        engine.train_folds(model, tx, schedule, aug, data, bad, strategy="loop", step_loop="python")
+        engine.train_folds(model, tx, schedule, aug, data, bad, _layout("loop", "python"))
+
+
+class _Linear(nn.Module):
+    """A one-layer model: programs that compile in about a second."""
+
+    classes: int = NUM_CLASSES
+
+    @nn.compact
+    def __call__(self, image, *, train=False):
+        x = engine.to_float(image).reshape(image.shape[0], -1)
+        return nn.Dense(self.classes, name="head")(x), {}
+
+
+def test_program_cache_reuses_programs_only_for_the_same_semantics(problem):
+    """Same model, optimizer, shapes and layout: no compile. A different model, optimizer or
+    x64 mode: another program. A key the cache cannot hash is built every time."""
+    _, tx, schedule, _, data, folds, _ = problem
+    run = lambda model, tx: engine.train_folds(
+        model, tx, schedule, engine.Augment(), data, folds, _layout("vmap", "scan")
+    )
+    first = run(_Linear(), tx)
+    hits, misses = engine.PROGRAMS.hits, engine.PROGRAMS.misses
+    again = run(_Linear(), tx)  # an equal model (Flax modules are dataclasses)
+    assert engine.PROGRAMS.misses == misses and engine.PROGRAMS.hits > hits
+    np.testing.assert_array_equal(again.logits, first.logits)
+    # The same optimizer config gives the same transformation object (make_optimizer memoised).
+    assert _optimizer(schedule.steps_per_epoch) is tx
+    adam = _optimizer(schedule.steps_per_epoch, name="adam")
+    for model, tx_ in ((_Linear(classes=NUM_CLASSES + 1), tx), (_Linear(), adam)):
+        misses = engine.PROGRAMS.misses
+        other = run(model, tx_)
+        assert engine.PROGRAMS.misses > misses
+        assert other.logits.shape != first.logits.shape or not np.allclose(
+            other.logits, first.logits
+        )
+    with jax.enable_x64(True):  # the same arguments, but float64 programs
+        misses = engine.PROGRAMS.misses
+        wide = run(_Linear(), tx)
+        assert engine.PROGRAMS.misses > misses
+        assert jax.tree_util.tree_leaves(wide.state.params)[0].dtype == jnp.float64
+    assert jax.tree_util.tree_leaves(first.state.params)[0].dtype == jnp.float32
+    cache = engine.ProgramCache(size=2)
+    builds = []
+    for key in ("a", "b", "a", "c", "b", ["unhashable"], ["unhashable"]):
+        cache.get(key, lambda key=key: builds.append(key) or key)
+    assert builds == ["a", "b", "c", "b", ["unhashable"], ["unhashable"]] and len(cache) == 2
 
 
 def test_augment_eval_is_centre_crop_and_train_stays_in_range():
     rng = np.random.default_rng(0)
     image = jnp.asarray(rng.integers(0, 256, (12, 12, 3)).astype(np.uint8))
     aug = engine.Augment(crop_size=8, flip=True, color_shift=20.0, rotate_deg=10.0, prob=1.0)
-    centre = engine.augment_image(jax.random.key(0), image, aug, train=False)
+    augment = jax.jit(engine.augment_image, static_argnums=(2, 3))
+    centre = augment(jax.random.key(0), image, aug, False)
     np.testing.assert_allclose(centre, np.asarray(image)[2:10, 2:10] / 255.0, rtol=1e-6)
-    crops = [engine.augment_image(jax.random.key(k), image, aug, train=True) for k in range(8)]
-    assert all(c.shape == (8, 8, 3) and 0 <= float(c.min()) and float(c.max()) <= 1 for c in crops)
+    keys = jax.random.split(jax.random.key(0), 8)
+    crops = jax.jit(jax.vmap(lambda k: engine.augment_image(k, image, aug, True)))(keys)
+    assert crops.shape == (8, 8, 8, 3) and 0 <= float(crops.min()) and float(crops.max()) <= 1
     assert len({np.asarray(c).tobytes() for c in crops}) == 8
     with pytest.raises(ValueError, match="augment.crop_size"):
         engine.augment_image(jax.random.key(0), image, engine.Augment(crop_size=16), train=False)
@@ -174,10 +264,11 @@ def test_step_schedule_decays_every_n_epochs():
     tx = engine.make_optimizer(cfg, steps_per_epoch=3)
     params = {"w": jnp.zeros(())}
     state = tx.init(params)
+    update = jax.jit(tx.update)
     steps = []
     for _ in range(12):
-        update, state = tx.update({"w": jnp.ones(())}, state, params)
-        steps.append(-float(update["w"]))
+        change, state = update({"w": jnp.ones(())}, state, params)
+        steps.append(-float(change["w"]))
     np.testing.assert_allclose(steps, [1.0] * 6 + [0.1] * 6, rtol=1e-6)
     with pytest.raises(ValueError, match="optimizer.name"):
         engine.make_optimizer(ml_collections.ConfigDict(dict(cfg, name="lion")), 3)

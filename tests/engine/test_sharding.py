@@ -6,6 +6,11 @@ imported) and one with the default single device (the plain, unsharded
 engine), and compares what they trained. Both use XLA's lowest backend
 optimisation level so the two compilations fit a CI budget; the layout, not
 the compiler's code, is under test.
+
+Both train in float64 (x64 enabled, the model's dtype float64: the engine keeps
+parameters and optimizer state in float64), so the programs' different
+summation orders differ by float64 rounding that training cannot amplify to
+anything a float32 tolerance would have to absorb.
 """
 
 import os
@@ -21,12 +26,19 @@ import numpy as np
 import pytest
 
 from mer_jax import engine, models, protocols
+from mer_jax.engine import layout
 
 NUM_CLASSES = 3
 NUM_FOLDS = 6  # not a multiple of the 4 simulated devices: two padding folds
 DEVICES = 4
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+# Float64 throughout (the linear model): differences start at float64 rounding, 1e-9 is far above.
+F64 = dict(rtol=1e-9, atol=1e-12)
+# micro_attention returns float32 logits (a float32 loss): a few float32 ulps (1.2e-7) ...
+OUT_F32 = dict(rtol=1e-6, atol=1e-6)
+# ... and keeps its parameters in float64: rounding grows over 2 epochs, far less than to 1e-8.
+PARAMS_F64 = dict(rtol=1e-8, atol=1e-11)
 
 
 def _setup(epochs=1):
@@ -68,17 +80,20 @@ def _train_and_save(path: str) -> None:
     micro_attention (width 4) with the steps in lax.scan; then, cheaper to
     compile, a linear model with Python steps and with the 'map' strategy.
     """
+    jax.config.update("jax_enable_x64", True)
     tx, schedule, aug, data, folds = _setup(epochs=2)
     others = {}
     for name, kw in (("python", dict(strategy="vmap", step_loop="python")),
                      ("map", dict(strategy="map", step_loop="scan", fold_group=2))):  # fmt: skip
-        linear = engine.train_folds(_Linear(), tx, schedule, engine.Augment(), data, folds, **kw)
+        linear = engine.train_folds(
+            _Linear(), tx, schedule, engine.Augment(), data, folds, engine.Layout(**kw)
+        )
         others[f"{name}_logits"], others[f"{name}_loss"] = linear.logits, linear.train_loss
         others[f"{name}_groups"] = np.asarray(linear.fold_groups)
-    model = models.build("micro_attention", NUM_CLASSES, width=4)
+    model = models.build("micro_attention", NUM_CLASSES, width=4, dtype=jnp.float64)
     messages = []
     out = engine.train_folds(
-        model, tx, schedule, aug, data, folds, strategy="vmap", step_loop="scan",
+        model, tx, schedule, aug, data, folds, engine.Layout(strategy="vmap", step_loop="scan"),
         log=messages.append,
     )  # fmt: skip
     sharding = out.fold_sharding
@@ -107,7 +122,7 @@ def _launch(tmp_path, name, devices):
     flags = FAST_COMPILE + (f" --xla_force_host_platform_device_count={devices}" if devices else "")
     env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
     path = tmp_path / f"{name}.npz"
-    command = [sys.executable, "-m", "tests.test_sharding", str(path)]
+    command = [sys.executable, "-m", "tests.engine.test_sharding", str(path)]
     proc = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -142,21 +157,26 @@ def test_sharded_sweep_matches_unsharded(tmp_path):
     assert four["train_loss"].shape == (2, NUM_FOLDS)
     assert set(four["state_rows"]) == {NUM_FOLDS}
     # Same training, fold by fold (rounding only: the grouped convolutions differ in size).
-    np.testing.assert_allclose(four["train_loss"], one["train_loss"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(four["train_loss"], one["train_loss"], **OUT_F32)
     assert np.abs(np.diff(one["train_loss"], axis=0)).max() > 1e-2  # it did train
-    np.testing.assert_allclose(four["logits"], one["logits"], rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(four["logits"], one["logits"], **OUT_F32)
     np.testing.assert_array_equal(four["logits"].argmax(-1), one["logits"].argmax(-1))
     leaves = [k for k in one if k.startswith("leaf")]
     assert len(leaves) == len([k for k in four if k.startswith("leaf")]) > 10
     for k in leaves:
-        np.testing.assert_allclose(four[k], one[k], rtol=2e-3, atol=2e-4, err_msg=k)
+        if np.issubdtype(one[k].dtype, np.floating):
+            assert one[k].dtype == four[k].dtype == np.float64, k
+            np.testing.assert_allclose(four[k], one[k], **PARAMS_F64, err_msg=k)
+        else:
+            np.testing.assert_array_equal(four[k], one[k], err_msg=k)
     # The compiled programs hold no cross-device collective (train_folds scans their HLO).
     assert str(four["layout"]).endswith("; no collectives")
     # Python steps (numpy step numbers, per-step index slices) and lax.map inside each device.
     for name in ("python", "map"):
         assert tuple(four[f"{name}_groups"]) == (8,) and tuple(one[f"{name}_groups"]) == (6,)
-        np.testing.assert_allclose(four[f"{name}_loss"], one[f"{name}_loss"], rtol=1e-5)
-        np.testing.assert_allclose(four[f"{name}_logits"], one[f"{name}_logits"], rtol=1e-5)
+        assert four[f"{name}_loss"].dtype == np.float64
+        np.testing.assert_allclose(four[f"{name}_loss"], one[f"{name}_loss"], **F64)
+        np.testing.assert_allclose(four[f"{name}_logits"], one[f"{name}_logits"], **F64)
     gap = max(np.abs(four[k] - one[k]).max() for k in leaves)
     print(
         f"max |logit gap| {np.abs(four['logits'] - one['logits']).max():.2e}, "
@@ -210,32 +230,36 @@ def test_fold_groups_fewest_equal_calls(folds, most, devices, expected):
 
 
 def test_memory_rule_splits_folds_into_groups_with_the_same_results(monkeypatch):
-    """Fake free memory: plenty -> one call of 6 folds; 1 byte -> 6 calls of 1; same training."""
+    """Fake free memory: plenty -> one call of 6 folds; 1 byte -> 6 calls of 1; same training
+    (in float64: see the module docstring)."""
     tx, schedule, _, data, folds = _setup(epochs=2)
-    run = lambda **kw: engine.train_folds(
-        _Linear(), tx, schedule, engine.Augment(), data, folds, strategy="vmap", **kw
-    )
+    run = lambda folds_per_call=0, **kw: engine.train_folds(
+        _Linear(), tx, schedule, engine.Augment(), data, folds,
+        engine.Layout(strategy="vmap", folds_per_call=folds_per_call), **kw,
+    )  # fmt: skip
     assert engine.device_free_bytes(jax.devices()[:1]) is None  # CPU keeps no statistics
-    monkeypatch.setattr(engine, "device_free_bytes", lambda devices: 10**12)
-    whole = run()
-    assert whole.fold_groups == (NUM_FOLDS,) and "memory rule" in whole.layout
-    monkeypatch.setattr(engine, "device_free_bytes", lambda devices: 1)
-    messages = []
-    split = run(log=messages.append)
-    assert split.fold_groups == (1,) * NUM_FOLDS
-    assert "not to fit" in split.layout and messages == [f"fold layout: {split.layout}"]
-    forced = run(folds_per_call=4)  # forced: 2 calls of 3 folds, the rule not consulted
+    with jax.enable_x64(True):
+        monkeypatch.setattr(layout, "device_free_bytes", lambda devices: 10**12)
+        whole = run()
+        assert whole.fold_groups == (NUM_FOLDS,) and "memory rule" in whole.layout
+        monkeypatch.setattr(layout, "device_free_bytes", lambda devices: 1)
+        messages = []
+        split = run(log=messages.append)
+        assert split.fold_groups == (1,) * NUM_FOLDS
+        assert "not to fit" in split.layout and messages == [f"fold layout: {split.layout}"]
+        forced = run(folds_per_call=4)  # forced: 2 calls of 3 folds, the rule not consulted
     assert forced.fold_groups == (3, 3) and "forced" in forced.layout
+    assert whole.train_loss.dtype == np.float64
     for other in (split, forced):
-        np.testing.assert_allclose(other.train_loss, whole.train_loss, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(other.logits, whole.logits, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(other.train_loss, whole.train_loss, **F64)
+        np.testing.assert_allclose(other.logits, whole.logits, **F64)
         for a, b in zip(
             jax.tree_util.tree_leaves(other.state),
             jax.tree_util.tree_leaves(whole.state),
             strict=True,
         ):
             assert a.shape[0] == NUM_FOLDS
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), **F64)
     assert np.abs(whole.train_loss[0] - whole.train_loss[1]).max() > 1e-3  # training happened
 
 
@@ -257,7 +281,9 @@ def test_pad_folds_copies_fold_zero_without_tests():
 def test_bad_layout_arguments_are_named():
     tx, schedule, aug, data, folds = _setup()
     with pytest.raises(ValueError, match="train.folds_per_call"):
-        engine.train_folds(_Linear(), tx, schedule, aug, data, folds, folds_per_call=-1)
+        engine.train_folds(
+            _Linear(), tx, schedule, aug, data, folds, engine.Layout(folds_per_call=-1)
+        )
     with pytest.raises(ValueError, match="argument 'devices' is empty"):
         engine.fold_mesh([])
     device = jax.devices()[0]
