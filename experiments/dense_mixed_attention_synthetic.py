@@ -11,7 +11,7 @@ sub-corpora, 3 classes.
     mer-jax sweep experiments/dense_mixed_attention_synthetic.py:quick    # CPU, minutes
 
 `--set model_kwargs.attention="'none'"` (or 'channel', 'spatial') and
-`--set model_kwargs.backbone="'residual'"` give the ablations of Table 14.
+`--set model_kwargs.backbone="'residual'"` give the ablations of Tables 11-12.
 """
 
 from mer_jax import config as config_lib

@@ -3,7 +3,7 @@
 The paper's network and input: width 64 pre-activation ResNet-10 with a
 micro-attention unit in every block, grey-scale apex frame resized to 240 and
 randomly cropped to 224, class resampling, SGD momentum 0.9, batch 10,
-lr 1e-3 divided by 10 every 10 epochs (the LOSO setting of Sec. 4.4). Sized
+lr 1e-3 divided by 10 every 10 epochs (the LOSO setting of Sec. 4.2). Sized
 for a GPU: about 75 k images per epoch-sweep over 26 folds.
 
     mer-jax sweep experiments/micro_attention_synthetic.py

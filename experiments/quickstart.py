@@ -3,7 +3,7 @@
 26 folds (one per synthetic subject, ~246 clips, 5 classes), apex frames at
 56x56 grey-scale with random 48x48 crops, a narrow (width 16) pre-activation
 ResNet-10 with micro-attention, class-balanced SGD. Every fold trains in one
-compiled program; about 4 minutes on a 2-core CPU.
+compiled program; a few minutes on a 2-core CPU (README: measured times).
 
     mer-jax sweep experiments/quickstart.py --workdir runs/quickstart
 

@@ -1,6 +1,6 @@
 """Dense optical flow between frames and the optical strain derived from it.
 
-Seeds 002 (Feature Refinement) and 003 read TV-L1 flow from onset to apex;
+Seed 002 (Feature Refinement) reads TV-L1 flow from onset to apex;
 seed 004 (STANet) reads flow between adjacent frames (FlowNet 2.0 in the paper,
 whose weights are not available here: a classical flow stands in).
 

@@ -1,4 +1,4 @@
-"""The MEGC 2019 composite (issue 3): CASME II + SAMM + SMIC-HS built from fixture trees that
+"""The MEGC 2019 composite: CASME II + SAMM + SMIC-HS built from fixture trees that
 hold exactly the 441 clips of the official list (plus distractors), pooled by `data.load`,
 folded by `cde_megc2019` / `cde_megc2019_442` and counted by `mer-jax data describe`.
 
