@@ -4,13 +4,42 @@ landmarks and a tiny landmark model trained on them.
 No persistent XLA compilation cache: the engine's in-process program cache already
 compiles each program once per session, and a session-wide persistent cache measured no
 faster (tests/engine 320 s with it, 310 s without; the attention-map, CLI and report tests
-115 s either way, on 2 shared CPU cores)."""
+115 s either way, on 2 shared CPU cores).
 
-import cv2
-import numpy as np
-import pytest
+Every test process compiles with `tests.xla_flags` (no LLVM optimisation: the suite is
+bound by compile time)."""
 
-from mer_jax import config
+import os
+
+from tests.xla_flags import with_fast_compile
+
+os.environ["XLA_FLAGS"] = with_fast_compile(os.environ.get("XLA_FLAGS", ""))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mer_jax import config  # noqa: E402
+
+# The test files that compile the most (seconds of compile per file, 2 CPU cores), heaviest
+# first: xdist hands out whole files in collection order, so starting with these keeps
+# the two processes busy to the end instead of one waiting on a late heavy file.
+COMPILE_HEAVY = (
+    "tests/engine/test_engine_models.py",
+    "tests/test_attention_maps.py",
+    "tests/models/test_layers.py",
+    "tests/engine/test_engine.py",
+    "tests/engine/test_sharding.py",
+    "tests/engine/test_bench.py",
+    "tests/models/test_aman.py",
+    "tests/data_builders/test_representation_configs.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Heavy files first, in COMPILE_HEAVY's order; the rest keep theirs."""
+    rank = {path: i for i, path in enumerate(COMPILE_HEAVY)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ model's parameters in float64), where different programs' rounding stays near
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 
 from mer_jax import config as config_lib
 from mer_jax import engine, models, protocols, report, sweep
+from tests.xla_flags import subprocess_env
 
 NUM_CLASSES = 3
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,12 +191,10 @@ def _sharded_and_save(path: str) -> None:
 
 
 def test_maps_under_shard_map_with_a_padding_fold_match_one_device(tmp_path):
-    """The subprocess compiles with the default XLA flags, as the reference here does: XLA's
-    lowest optimisation level computes float64 differently (by ~1e-8 after an epoch)."""
+    """The subprocess compiles with this process's XLA flags (`tests.xla_flags`), as the
+    reference here does: optimisation levels round float64 differently (~1e-8 after an epoch)."""
     path = tmp_path / "four.npz"
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
-    )
+    env = subprocess_env(devices=4)
     proc = subprocess.run(
         [sys.executable, "-m", "tests.test_attention_maps", str(path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,

@@ -96,3 +96,10 @@ def test_cli_help_loads_neither_jax_nor_opencv():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sweep" in done.stdout and "bench-preprocess" in done.stdout
+
+
+def test_the_compile_heavy_files_conftest_schedules_first_exist():
+    from tests.conftest import COMPILE_HEAVY
+
+    missing = [path for path in COMPILE_HEAVY if not (ROOT / path).is_file()]
+    assert not missing, f"tests/conftest.py COMPILE_HEAVY names missing files: {missing}"

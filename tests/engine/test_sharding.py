@@ -13,7 +13,6 @@ summation orders differ by float64 rounding that training cannot amplify to
 anything a float32 tolerance would have to absorb.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,11 +26,11 @@ import pytest
 
 from mer_jax import engine, models, protocols
 from mer_jax.engine import layout
+from tests.xla_flags import subprocess_env
 
 NUM_CLASSES = 3
 NUM_FOLDS = 6  # not a multiple of the 4 simulated devices: two padding folds
 DEVICES = 4
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 ROOT = Path(__file__).resolve().parents[2]
 # Float64 throughout (the linear model): differences start at float64 rounding, 1e-9 is far above.
 F64 = dict(rtol=1e-9, atol=1e-12)
@@ -119,8 +118,7 @@ def _train_and_save(path: str) -> None:
 
 
 def _launch(tmp_path, name, devices):
-    flags = FAST_COMPILE + (f" --xla_force_host_platform_device_count={devices}" if devices else "")
-    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    env = subprocess_env(devices)
     path = tmp_path / f"{name}.npz"
     command = [sys.executable, "-m", "tests.engine.test_sharding", str(path)]
     proc = subprocess.Popen(
