@@ -27,5 +27,5 @@ def import_builder(name: str):
     """Register the builder of `name` ('dataset' or 'dataset/config') and return its module."""
     dataset = name.split("/")[0]
     if dataset not in BUILDER_MODULES:
-        raise KeyError(f"unknown dataset {dataset!r}; known: {sorted(BUILDER_MODULES)}")
+        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(BUILDER_MODULES)}")
     return importlib.import_module(BUILDER_MODULES[dataset])

@@ -1,8 +1,8 @@
 """Clips as their annotation describes them (`Record`), checked into frame plans (`Plan`).
 
-Rules R1-R3 of `data_builders.me_common` live here: `plan_clip` repairs a
+Rules R1-R3 and G of `data_builders.me_common` live here: `plan_clip` repairs a
 missing or out-of-range apex and a missing onset / offset, and checks that every
-frame file the clip needs exists; `plan_all` checks every record before
+frame file the clip stores exists, with no gap (`check_no_gap`, in every frames mode); `plan_all` checks every record before
 anything is written. `load_frames` reads a plan's frames (RGB uint8, resized
 with cv2.INTER_AREA), `face_cropped_frames` cut or aligned to the onset frame's
 face. `records_from_sheet` turns coding-sheet rows into records.
@@ -94,6 +94,34 @@ def _middle(numbers: Sequence[int]) -> int:
     return numbers[(len(numbers) - 1) // 2]
 
 
+def _file_name(like: Path, number: int) -> str:
+    """The name frame `number` would have, numbered as the file `like` is ('img46.jpg' ->
+    'img48.jpg', '006_05561.jpg' -> '006_05562.jpg')."""
+    match = _TRAILING_NUMBER.search(like.stem)
+    digits = match.group(1)
+    width = len(digits) if digits.startswith("0") and len(digits) > 1 else 0
+    return f"{like.stem[: match.start()]}{number:0{width}d}{like.suffix}"
+
+
+def check_no_gap(
+    record: Record, frames: Mapping[int, Path], first: int, last: int, what: str, fix: str
+):
+    """Rule G (every frames mode, every dataset): a clip is stored whole or not at all. Every
+    frame number first..last that the clip stores must have its file; else AnnotationError
+    naming the sheet row (or the folder), the clip folder, the missing frame and its file."""
+    missing = [n for n in range(first, last + 1) if n not in frames]
+    if not missing:
+        return
+    numbers = list(frames)
+    like = frames[max((n for n in numbers if n < missing[0]), default=numbers[0])]
+    raise AnnotationError(
+        f"{record.at}: {len(missing)} frame file(s) of {what} {first}..{last} missing in "
+        f"{record.folder}, first frame {missing[0]} ({_file_name(like, missing[0])}; the folder "
+        f"holds frames {numbers[0]}..{numbers[-1]}, {len(numbers)} files). A clip is stored "
+        f"whole or not at all: restore the file{fix}"
+    )
+
+
 def plan_clip(record: Record, frames: Mapping[int, Path], mode: str) -> Plan:
     """Applies rules R1-R3 and checks the frames exist; see the module docstring."""
     numbers = list(frames)
@@ -107,24 +135,21 @@ def plan_clip(record: Record, frames: Mapping[int, Path], mode: str) -> Plan:
         repairs.append(f"offset missing in the sheet: last frame of the folder, {offset}")
     if onset > offset:
         raise AnnotationError(f"{record.at}: onset frame {onset} > offset frame {offset}")
+    if mode not in FRAME_MODES:
+        raise ValueError(f"frames mode {mode!r} not one of {FRAME_MODES}")
     span = [n for n in numbers if onset <= n <= offset]
     if mode == "onset_offset":
-        missing = [n for n in range(onset, offset + 1) if n not in frames]
-        if missing:
-            raise AnnotationError(
-                f"{record.at}: {len(missing)} frame file(s) of onset..offset {onset}..{offset} "
-                f"missing in {record.folder}, first frame {missing[0]} (the folder holds frames "
-                f"{numbers[0]}..{numbers[-1]}, {len(numbers)} files)"
-            )
-    elif mode == "all":
+        fix = ", or correct the clip's onset / offset in corrections.csv if they are wrong"
+        check_no_gap(record, frames, onset, offset, "onset..offset", fix)
+    else:
+        fix = " (this config stores every frame of the clip folder)"
+        check_no_gap(record, frames, numbers[0], numbers[-1], "the clip folder's frames", fix)
         for name, number in (("onset", onset), ("offset", offset)):
             if number not in frames:
                 raise AnnotationError(
                     f"{record.at}: {name} frame {number} has no file in {record.folder} (it holds "
                     f"frames {numbers[0]}..{numbers[-1]})"
                 )
-    else:
-        raise ValueError(f"frames mode {mode!r} not one of {FRAME_MODES}")
     if record.has_apex:
         if apex is None:
             apex = _middle(span)

@@ -24,6 +24,13 @@ Sheet defects that these rules repair, each repair written to the example's
   R3 onset or offset missing: the first / last frame of the clip folder.
   R4 a row of `corrections.csv` in manual_dir (columns clip, column, value,
      note) replaces a cell of that clip before it is read; see `sheets.Corrections`.
+One rule for gaps, in every config (onset..offset or `_all`, frames or view,
+every dataset):
+  G  a clip is stored whole or not at all: every frame number from the first to
+     the last frame the config stores (onset..offset; `_all` and SMIC: the
+     folder's first..last) must have its file. A gap stops the build naming the
+     sheet row (SMIC: the clip folder), the clip folder and the missing frame's
+     file (`clips.check_no_gap`); frames are never skipped or interpolated.
 Anything else stops the build with an `AnnotationError` naming the file and
 row: a missing column, a duplicate clip, onset > offset, a cell that is not a
 frame number, a missing clip folder or frame file, an unreadable image.

@@ -62,13 +62,13 @@ settings and how its frames are read.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data_builders.fingerprint import file_sha256
 from mer_jax.preprocess import flow, representations
 
 EULERIAN = "eulerian"
@@ -350,14 +350,6 @@ def without_apex_annotation(view: View) -> View:
     return dataclasses.replace(view, apex=rule) if rule else view
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def with_magnifier(config, checkpoint: str):
     """`config` (an AMAN view config) using the learned magnifier `checkpoint` (.npz, see
     `mer_jax.magnifier.model`): named `<name>_learned_<sha256[:8]>`, its description and
@@ -389,7 +381,7 @@ def builder_with(name: str, changes, data_dir: str | None = None):
     builder_cls = data_builders.import_builder(name).Builder
     configs = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
     if config_name not in configs:
-        raise KeyError(f"{dataset} has no config {config_name!r}; its configs: {sorted(configs)}")
+        raise ValueError(f"{dataset} has no config {config_name!r}; its configs: {sorted(configs)}")
     config = configs[config_name]
     for change in changes:
         config = change(config)

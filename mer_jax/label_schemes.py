@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mer_jax.errors import UserError
+
 EXCLUDE = "<exclude>"
 
 
@@ -292,7 +294,7 @@ for _scheme in SCHEMES.values():
 
 def get(name: str) -> Scheme:
     if name not in SCHEMES:
-        raise KeyError(f"unknown label scheme {name!r}; known: {sorted(SCHEMES)}")
+        raise UserError(f"unknown label scheme {name!r}; known: {sorted(SCHEMES)}")
     return SCHEMES[name]
 
 

@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mer_jax import label_schemes
+from mer_jax.errors import UserError
 
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
 MEGC2019_LIST = "megc2019_combined_3class_gt.csv"
@@ -558,7 +559,7 @@ def make_folds(protocol: str, subjects: Sequence[str], **info) -> FoldTable:
     (class_names, clip_list, label_mismatch); see Protocol.__call__.
     """
     if protocol not in PROTOCOLS:
-        raise KeyError(
+        raise UserError(
             f"config key 'protocol': unknown protocol {protocol!r}; known: {sorted(PROTOCOLS)}"
         )
     return PROTOCOLS[protocol](subjects, **info)

@@ -22,6 +22,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mer_jax import workdir as workdir_lib
+
 MISSING = "n/a"
 FINAL_EPOCH_NOTE = (
     "Reported metrics are from the final epoch of a fixed training schedule "
@@ -56,9 +58,8 @@ def to_plain_json(value):
 
 def write_results_json(results: dict, path) -> None:
     """Writes ``results`` as indented strict JSON (see ``to_plain_json``)."""
-    path = pathlib.Path(path)
     text = json.dumps(to_plain_json(results), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    workdir_lib.write_text(path, text + "\n")
 
 
 # ---------------------------------------------------------------------------
@@ -171,6 +172,9 @@ def _headline_markdown(results: Mapping, metrics: Mapping, class_names: list) ->
     pooled_absent = _as_list(metrics.get("absent_classes"))
     if pooled_absent:
         lines += ["", _absent_note(pooled_absent, "")]
+    diverged = [f"{d['subject']} (epoch {d['epoch']})" for d in results.get("diverged_folds", [])]
+    if diverged:
+        lines += ["", f"**Incomplete**: diverged folds {', '.join(diverged)} are not pooled."]
     return lines
 
 
@@ -296,7 +300,7 @@ def _attention_markdown(record: Mapping) -> list[str]:
 
 def write_summary_markdown(results: dict, path) -> None:
     """Writes ``summary_markdown(results)`` to ``path``."""
-    pathlib.Path(path).write_text(summary_markdown(results), encoding="utf-8")
+    workdir_lib.write_text(path, summary_markdown(results))
 
 
 # ---------------------------------------------------------------------------
@@ -343,7 +347,8 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], path, *, title: str = 
         axes.set_title(title)
     figure.colorbar(image, ax=axes, label="Fraction of true class")
     figure.tight_layout()
-    figure.savefig(pathlib.Path(path), dpi=150, format="png")
+    with workdir_lib.atomic(path) as tmp:
+        figure.savefig(tmp, dpi=150, format="png")
 
 
 # ---------------------------------------------------------------------------
@@ -492,7 +497,8 @@ def plot_attention_maps(
             axes_rc.set_xticks([])
             axes_rc.set_yticks([])
     figure.tight_layout()
-    figure.savefig(pathlib.Path(path), dpi=100, format="png")
+    with workdir_lib.atomic(path) as tmp:
+        figure.savefig(tmp, dpi=100, format="png")
     return skipped
 
 
@@ -512,7 +518,8 @@ def write_attention_maps(results: dict, arrays: Mapping[str, np.ndarray], workdi
     record = dict(results.get("attention_maps") or {})
     record.setdefault("file", "attention_maps.npz")
     record.setdefault("figure", "attention_maps.png")
-    np.savez(pathlib.Path(workdir) / record["file"], **arrays)
+    with workdir_lib.atomic(pathlib.Path(workdir) / record["file"]) as tmp:
+        np.savez(tmp, **arrays)
     maps = {k: v for k, v in arrays.items() if k not in ATTENTION_META}
     clips, subjects = arrays.get("clip"), arrays.get("subject")
     captions = None
@@ -532,7 +539,9 @@ def write_attention_maps(results: dict, arrays: Mapping[str, np.ndarray], workdi
             captions=captions,
             per_class=int(record.get("per_class") or 2),
         )
-    except Exception as err:  # a figure must not lose a finished sweep's results
+    except OSError:  # the figure could not be written: the command fails
+        raise
+    except Exception as err:  # a figure that cannot be drawn must not lose the results
         record["figure"] = None
         record["figure_error"] = f"{type(err).__name__}: {err}"
     return record

@@ -5,9 +5,11 @@ phase in order; each phase is one call into its module.
 """
 
 import argparse
+import contextlib
+import json
 import os
 import pathlib
-import re
+import sys
 import time
 from functools import partial
 from typing import NamedTuple
@@ -18,19 +20,57 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mer_jax
-from mer_jax import cli, data, engine, metrics, models, protocols, report
+from mer_jax import cli, data, engine, export, metrics, models, protocols, report
 from mer_jax import config as config_lib
+from mer_jax import workdir as workdir_lib
 from mer_jax.models import weights
 
 
-def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
-    """Run the sweep `config` describes; write results.json, summary.md and plots into `workdir`."""
+def run(config, workdir=None, *, force: bool = False, progress: bool = True, log=print) -> dict:
+    """Run the sweep `config` describes; write results.json, summary.md and plots into `workdir`.
+
+    The work dir is opened (created, checked, locked: `mer_jax.workdir`) before any
+    data loads. An interrupted run of the same config there resumes from its
+    checkpoints; a finished one returns its results.json without training again;
+    `force` discards a run of another config. Without a work dir nothing is written
+    and nothing checkpoints.
+    """
+    config_lib.check(config)
+    flat = config_lib.flatten(config)
+    opened = workdir_lib.open_workdir(workdir, flat, force=force, log=log) if workdir else None
+    with opened or contextlib.nullcontext() as wd:
+        if wd is not None and wd.finished:
+            log(f"{wd.path} holds this config's finished run: nothing to do (--force: run again)")
+            return json.loads((wd.path / "results.json").read_text(encoding="utf-8"))
+        return _run(config, wd, progress=progress, log=log)
+
+
+def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict:
+    """The sweep's phases, in order (see `run`)."""
     start = time.perf_counter()
     dataset, table, schedule, folds, codes = load_folds(config, log=log, progress=progress)
     setup = build_training(config, schedule, len(dataset.class_names), log=log)
-    out, aug = train(
-        config, dataset, table, schedule, folds, codes, setup, progress=progress, log=log
-    )
+    checkpointer = None
+    if wd is not None:
+        if wd.resuming:
+            log(f"{wd.path}: an interrupted run of this config; resuming from its checkpoints")
+        train_config = config.train
+        checkpointer = engine.Checkpointer(
+            wd.checkpoints, train_config.checkpoint_every, train_config.checkpoint_keep, log=log
+        )
+    try:
+        out, aug, trunk = train(
+            config, dataset, table, schedule, folds, codes, setup,
+            progress=progress, log=log, checkpointer=checkpointer,
+        )  # fmt: skip
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+    if np.all(out.diverged_epoch >= 0):
+        raise ValueError(
+            f"every fold's training loss turned non-finite (the first in epoch "
+            f"{int(out.diverged_epoch.min()) + 1}): nothing to evaluate; lower 'optimizer.lr'?"
+        )
     # Predictions pooled over folds -> metrics.
     results = summarize(config, dataset, table, out)
     maps, record = attention_maps(config, dataset, out, aug)
@@ -43,9 +83,15 @@ def run(config, workdir=None, *, progress: bool = True, log=print) -> dict:
         "images_per_s": out.images_seen / max(out.train_s, 1e-9),
         "total_s": time.perf_counter() - start,
     }
-    if workdir is not None:
-        paths = report.write_report(results, workdir, attention_maps=maps)
-        log(f"wrote {workdir}/: {', '.join(sorted(p.name for p in paths.values()))}")
+    if wd is not None:
+        paths = report.write_report(results, wd.path, attention_maps=maps)
+        log(f"wrote {wd.path}/: {', '.join(sorted(p.name for p in paths.values()))}")
+        exported = export.write(
+            wd.path, out.state, table.names, config, dataset.class_names, dataset,
+            aug=aug, trunk_variables=trunk, diverged_epoch=out.diverged_epoch,
+        )  # fmt: skip
+        log(f"exported every fold's weights to {exported}/ (for `mer-jax predict`)")
+        wd.finish(paths.values())
     return results
 
 
@@ -89,11 +135,7 @@ class Training(NamedTuple):
 
 
 def build_training(config, schedule: engine.Schedule, num_classes: int, *, log=print) -> Training:
-    """Model, optimizer, augmentation and initial weights of `config`, its keys checked."""
-    if config.train.dtype not in engine.DTYPES:
-        raise ValueError(
-            f"config key 'train.dtype': {config.train.dtype!r} not in {sorted(engine.DTYPES)}"
-        )
+    """Model, optimizer, augmentation and initial weights of `config` (keys: config.check)."""
     conv_impl = engine.resolve_conv_impl(config.train.conv_impl, config.train.fold_strategy)
     model = models.build(
         config.model,
@@ -103,37 +145,34 @@ def build_training(config, schedule: engine.Schedule, num_classes: int, *, log=p
     )
     spec = models.spec(config.model)
     tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch, frozen=spec.frozen)
-    if config.report.attention_maps < 0:
-        raise ValueError(
-            f"config key 'report.attention_maps': {config.report.attention_maps} is not >= 0"
-        )
-    try:
-        re.compile(config.report.attention_keys)
-    except re.error as err:
-        raise ValueError(f"config key 'report.attention_keys': not a regex ({err})") from None
     initial = None
     if config.init.pretrained:
-        if spec.load_pretrained is None:
-            raise ValueError(f"config key 'init.pretrained': model {config.model} loads no weights")
         initial = spec.load_pretrained(model, config.init.pretrained)
         log(f"initial weights from {config.init.pretrained}")
     aug = engine.Augment(**config.augment)
     return Training(spec, model, tx, aug, conv_impl, initial)
 
 
-def train(config, dataset, table, schedule, folds, codes, setup: Training, *, progress, log):
+def train(
+    config, dataset, table, schedule, folds, codes, setup: Training, *, progress, log,
+    checkpointer=None,
+):  # fmt: skip
     """Arrays on device, once (every fold indexes into them), then every fold trained:
-    (engine.FoldsOutput, the augmentation it trained with).
+    (engine.FoldsOutput, the augmentation it trained with, the frozen trunk's variables).
 
     With a frozen trunk (`train.cache_frozen_trunk`) the trunk's features replace the
-    images and only the head trains, without augmentation.
+    images and only the head trains, without augmentation; the trunk's variables
+    (None without) complete each fold's head into the full model (`export.write`).
     """
     images, model, initial, aug = jnp.asarray(dataset.images), setup.model, setup.initial, setup.aug
+    trunk = None
     if config.train.cache_frozen_trunk and setup.spec.trains_head_only(model):
+        parts = setup.spec.trunk_head
+        split = frozen_trunk_variables(parts, model, images.shape[1:], initial, config.seed)
         images, model, initial = frozen_trunk_features(
-            setup.spec.trunk_head, model, images, initial, config.seed, log=log
+            parts, model, images, initial, config.seed, log=log, variables=split
         )
-        aug = engine.Augment()
+        aug, trunk = engine.Augment(), split[0]
     arrays = engine.Data(images, jnp.asarray(dataset.labels), jnp.asarray(codes))
     log(
         f"{config.model} on {config.dataset}: {table.num_folds} {config.protocol} folds, "
@@ -165,30 +204,44 @@ def train(config, dataset, table, schedule, folds, codes, setup: Training, *, pr
         fold_group=config.train.fold_group,
         folds_per_call=config.train.folds_per_call,
     )
-    out = engine.train_folds(
-        model, setup.tx, schedule, aug, arrays, folds, layout,
-        aux_loss=setup.spec.aux_loss, initial_variables=initial, maps=maps,
-        progress=on_epoch, on_compiled=on_compiled, log=log,
-    )  # fmt: skip
-    bars[0].close()
-    return out, aug
+    try:
+        out = engine.train_folds(
+            model, setup.tx, schedule, aug, arrays, folds, layout,
+            aux_loss=setup.spec.aux_loss, initial_variables=initial, maps=maps,
+            progress=on_epoch, on_compiled=on_compiled, log=log, checkpointer=checkpointer,
+        )  # fmt: skip
+    finally:
+        for bar in bars:
+            bar.close()
+    return out, aug, trunk
 
 
-def frozen_trunk_features(parts, model, images, initial, seed: int, *, log=print, chunk=32):
+def frozen_trunk_variables(parts, model, example_shape, initial, seed: int):
+    """(trunk variables, head variables) of the model whose trunk is frozen: initialised
+    from `seed` alone, `initial` (pretrained) leaves merged in."""
+    variables = jax.jit(partial(model.init, train=False))(
+        jax.random.fold_in(jax.random.key(seed), 2**31 - 1), jnp.zeros((1, *example_shape))
+    )
+    if initial is not None:
+        variables = weights.merge_variables(variables, initial)
+    return parts.split_variables(variables)
+
+
+def frozen_trunk_features(
+    parts, model, images, initial, seed: int, *, log=print, chunk=32, variables=None
+):
     """Run a model's frozen trunk once per clip (AMAN, seed 003: the authors cache ResNet-18
     features through layer3): returns (features, head model, head initial variables).
 
     The trunk is identical for every fold (pretrained, or initialised from
     `seed` alone), so one pass serves all folds and epochs; each fold then
     trains only the head. Pixel augmentation cannot apply to features and is off.
+    `variables`: `frozen_trunk_variables(...)` when the caller computed them already.
     """
     start = time.perf_counter()
-    variables = jax.jit(partial(model.init, train=False))(
-        jax.random.fold_in(jax.random.key(seed), 2**31 - 1), jnp.zeros((1, *images.shape[1:]))
-    )
-    if initial is not None:
-        variables = weights.merge_variables(variables, initial)
-    trunk_vars, head_vars = parts.split_variables(variables)
+    if variables is None:
+        variables = frozen_trunk_variables(parts, model, images.shape[1:], initial, seed)
+    trunk_vars, head_vars = variables
     trunk = parts.trunk_of(model)
     forward = jax.jit(lambda x: trunk.apply(trunk_vars, engine.to_float(x)))
     features = jnp.concatenate(
@@ -202,11 +255,27 @@ def frozen_trunk_features(parts, model, images, initial, seed: int, *, log=print
     return features, parts.head_of(model), head_initial
 
 
+def _scored(out: engine.FoldsOutput, f: int) -> np.ndarray:
+    """Fold f's test positions that are scored: valid ones, none if the fold diverged."""
+    return out.test_valid[f] & (out.diverged_epoch[f] < 0)
+
+
+def pooled_probabilities(out: engine.FoldsOutput) -> np.ndarray:
+    """(M, K) float32 class probabilities (`export.softmax`) of the predictions of
+    `pooled_predictions`, in the same order."""
+    probs = [export.softmax(out.logits[f][_scored(out, f)]) for f in range(out.logits.shape[0])]
+    return np.concatenate(probs)
+
+
 def pooled_predictions(out: engine.FoldsOutput):
-    """(sample index, fold, predicted class) of every held-out prediction, fold by fold."""
+    """(sample index, fold, predicted class) of every held-out prediction, fold by fold.
+
+    Diverged folds (`out.diverged_epoch` >= 0) predict nothing: their weights are
+    those of an interrupted training, so the pooled metrics leave them out.
+    """
     index, fold, pred = [], [], []
     for f in range(out.logits.shape[0]):
-        valid = out.test_valid[f]
+        valid = _scored(out, f)
         index.append(out.test_idx[f][valid])
         fold.append(np.full(valid.sum(), f))
         pred.append(out.logits[f][valid].argmax(-1))
@@ -306,18 +375,20 @@ def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) ->
     pooled = metrics.pooled_metrics(y_true, pred, dataset.class_names, groups=sources)
     folds = []
     for f, name in enumerate(table.names):
-        mine = fold == f
+        mine, diverged = fold == f, int(out.diverged_epoch[f])
         folds.append(
             {
                 "fold": f,
                 "subject": name,
                 "num_train": int(table.train_mask[f].sum()),
-                "num_test": int(mine.sum()),
-                "accuracy": float(np.mean(pred[mine] == y_true[mine])),
+                "num_test": int(np.sum(out.test_valid[f])),
+                "accuracy": float(np.mean(pred[mine] == y_true[mine])) if mine.any() else None,
                 "final_train_loss": float(out.train_loss[-1, f]),
             }
         )
-        if table.per_fold_metrics:
+        if diverged >= 0:  # counted from 1, like the history's epochs
+            folds[-1]["diverged_epoch"] = diverged + 1
+        if table.per_fold_metrics and diverged < 0:
             folds[-1]["metrics"] = metrics.classification_metrics(
                 y_true[mine], pred[mine], dataset.class_names
             )
@@ -326,17 +397,23 @@ def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) ->
         # Cross-dataset tasks (HDE, CDMER) are scored one task at a time; the headline is
         # their mean (a sample may be tested by several tasks, so pooling would double count).
         keys = ("accuracy", "uf1", "uar", "war")
-        summary = {k: float(np.mean([f["metrics"][k] for f in folds])) for k in keys}
+        scored = [f for f in folds if "metrics" in f]
+        summary = {k: float(np.mean([f["metrics"][k] for f in scored])) for k in keys}
         summary["aggregation"] = "mean over folds"
         summary["absent_classes"] = sorted(
-            {c for f in folds for c in f["metrics"]["absent_classes"]}
+            {c for f in scored for c in f["metrics"]["absent_classes"]}
         )
+    summary["complete"] = not np.any(out.diverged_epoch >= 0)
     # Held-out UAR after each evaluation: a learning curve, never used to pick a model.
     heldout_uar = []
     for preds in out.heldout_pred_history:
-        p = np.concatenate([preds[f][out.test_valid[f]] for f in range(len(preds))])
+        p = np.concatenate([preds[f][_scored(out, f)] for f in range(len(preds))])
         heldout_uar.append(metrics.classification_metrics(y_true, p, dataset.class_names)["uar"])
     per_call = config.train.epochs_per_call
+    healthy = out.diverged_epoch < 0  # the mean training loss of the folds that trained on
+    healthy_loss = (
+        out.train_loss[:, healthy].mean(axis=1) if healthy.any() else out.train_loss[:, 0]
+    )
     by_source = pooled["by_group"] if len(set(sources.tolist())) > 1 else {}
     return {
         "model": config.model,
@@ -348,15 +425,21 @@ def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) ->
         "metrics": summary,
         "metrics_by_source": by_source,
         "folds": folds,
+        "diverged_folds": [
+            {"fold": f["fold"], "subject": f["subject"], "epoch": f["diverged_epoch"]}
+            for f in folds
+            if "diverged_epoch" in f
+        ],
         "predictions": {
             "clip": dataset.clips[index].tolist(),
             "subject": dataset.subjects[index].tolist(),
             "label": y_true.tolist(),
             "pred": pred.tolist(),
+            "prob": pooled_probabilities(out).tolist(),
         },
         "history": {
             "epoch": [per_call * (i + 1) for i in range(len(heldout_uar))],
-            "train_loss": out.train_loss.mean(axis=1)[per_call - 1 :: per_call].tolist(),
+            "train_loss": healthy_loss[per_call - 1 :: per_call].tolist(),
             "heldout_uar": heldout_uar,
         },
         "engine": {
@@ -383,6 +466,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--force", action="store_true", help="discard the run the work dir holds and start afresh"
+    )
+    p.add_argument(
         "--compile-cache",
         default=os.environ.get("MER_JAX_COMPILE_CACHE", os.path.expanduser("~/.cache/mer_jax/xla")),
         help="persistent XLA compilation cache directory",
@@ -407,7 +493,11 @@ def cmd_sweep(args) -> int:
     stem = pathlib.Path(args.config.partition(":")[0]).stem
     workdir = pathlib.Path(args.workdir or f"runs/{stem}")
     _enable_compilation_cache(None if args.no_compile_cache else args.compile_cache)
-    results = run(config, workdir, progress=not args.no_progress)
+    try:
+        results = run(config, workdir, force=args.force, progress=not args.no_progress)
+    except engine.Interrupted as stop:
+        print(f"mer-jax: {stop}", file=sys.stderr)
+        return 130
     m, t = results["metrics"], results["timing"]
     print(
         f"\n{results['model']} | {results['dataset']} | {results['protocol']} "
@@ -420,4 +510,10 @@ def cmd_sweep(args) -> int:
         print(f"  {source:>8}: Acc {sm['accuracy']:.4f}  UF1 {sm['uf1']:.4f}  UAR {sm['uar']:.4f}")
     if m["absent_classes"]:
         print(f"  classes absent from the ground truth: {m['absent_classes']}")
+    if results.get("diverged_folds"):
+        named = ", ".join(f"{d['subject']} (epoch {d['epoch']})" for d in results["diverged_folds"])
+        print(
+            f"mer-jax: incomplete: folds {named} diverged; metrics pool the rest", file=sys.stderr
+        )
+        return 3
     return 0

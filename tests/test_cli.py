@@ -8,6 +8,7 @@ import pytest
 from sklearn import metrics as sk
 
 from mer_jax import cli
+from mer_jax.errors import UserError
 
 TINY = f"{pathlib.Path(__file__).parents[1] / 'experiments' / 'quickstart.py'}:tiny"
 
@@ -112,6 +113,114 @@ def test_bad_config_keys_fail_naming_the_key(tmp_path, tfds_dir, capsys, setting
 def test_missing_config_file_is_a_clear_error(capsys):
     assert cli.main(["sweep", "experiments/no_such_file.py"]) == 2
     assert "experiments/no_such_file.py" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_data_no_compile(monkeypatch):
+    """A sweep that reaches data loading, the work dir or training fails the test."""
+
+    def called(what):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"{what} called before the config was checked")
+
+        return fail
+
+    monkeypatch.setattr("mer_jax.data.load", called("data.load"))
+    monkeypatch.setattr("mer_jax.engine.train_folds", called("engine.train_folds"))
+    monkeypatch.setattr("mer_jax.models.build", called("models.build"))
+
+
+# (--set item, the key and value the one-line error names), one per class of bad value.
+BAD_SETTINGS = [
+    ("train.batch_size=0", "config key 'train.batch_size': 0 is not an integer >= 1"),
+    ("train.epochs=0", "config key 'train.epochs': 0 is not an integer >= 1"),
+    ("train.epochs_per_call=0", "config key 'train.epochs_per_call': 0 is not an integer >= 1"),
+    ("train.epochs_per_call=3", "'train.epochs_per_call': 3 is not a divisor of train.epochs 2"),
+    ("train.folds_per_call=-1", "config key 'train.folds_per_call': -1 is not an integer >= 0"),
+    ("train.dtype='float16'", "config key 'train.dtype': 'float16' is not one of"),
+    ("model_kwargs.width=0", "config key 'model_kwargs.width': 0 is not an integer >= 1"),
+    ("seed=4294967296", "config key 'seed': 4294967296 is not an integer in [0, 4294967295]"),
+    ("optimizer.lr=-0.01", "config key 'optimizer.lr': -0.01 is not a number > 0"),
+    ("augment.crop_size=0", "config key 'augment.crop_size': 0 is not None or an integer >= 1"),
+    ("report.attention_maps=-1", "config key 'report.attention_maps': -1 is not an integer >= 0"),
+    ("model=resnet", "config key 'model': 'resnet' is not one of"),
+    ("protocol=loocv", "config key 'protocol': 'loocv' is not one of"),
+    ("init.pretrained=/no/such.npz", "config key 'init.pretrained': '/no/such.npz' does not exist"),
+]
+
+
+@pytest.mark.parametrize("setting, says", BAD_SETTINGS, ids=[s for s, _ in BAD_SETTINGS])
+def test_bad_values_exit_2_naming_the_key_before_any_data_or_compiling(
+    tmp_path, capsys, no_data_no_compile, setting, says
+):
+    workdir = tmp_path / "run"
+    argv = ["sweep", TINY, "--workdir", str(workdir), "--no-progress", "--no-compile-cache"]
+    # The data dir does not exist: the key's error must come before any data is looked for.
+    argv += ["--set", f"data_dir={tmp_path / 'no_data_here'}", "--set", setting]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mer-jax: error: ") and says in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not workdir.exists() and not (tmp_path / "no_data_here").exists()
+
+
+def test_a_data_dir_that_is_a_file_is_a_one_line_error(tmp_path, capsys, no_data_no_compile):
+    a_file = tmp_path / "data"
+    a_file.write_text("")
+    argv = ["sweep", TINY, "--workdir", str(tmp_path / "run"), "--set", f"data_dir={a_file}"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"mer-jax: error: config key 'data_dir': {str(a_file)!r} is a file, not a directory\n"
+    )
+
+
+def test_a_config_file_with_a_syntax_error_is_one_line_naming_file_and_line(tmp_path, capsys):
+    path = tmp_path / "x.py"
+    path.write_text("def get_config(arg=None):\n    c = (\n    return c\n")
+    assert cli.main(["sweep", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mer-jax: error: {path}:2: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_of_a_user_error(tmp_path, no_data_no_compile, where):
+    argv = ["sweep", TINY, "--workdir", str(tmp_path), "--set", "train.batch_size=0"]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    with pytest.raises(UserError, match="config key 'train.batch_size'"):
+        cli.main(argv)
+
+
+@pytest.mark.parametrize("bug", [KeyError, TypeError, IndexError, AttributeError, RuntimeError])
+def test_bugs_keep_their_traceback(monkeypatch, capsys, bug):
+    def broken():
+        raise bug("a bug")
+
+    monkeypatch.setattr("mer_jax.models.catalogue", broken)
+    with pytest.raises(bug):
+        cli.main(["models"])
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("expected", [ValueError, UserError, FileNotFoundError, PermissionError,
+                                      NotADirectoryError, IsADirectoryError])  # fmt: skip
+def test_expected_errors_are_one_line_and_exit_2(monkeypatch, capsys, expected):
+    def refuse():
+        raise expected("a user's mistake")
+
+    monkeypatch.setattr("mer_jax.models.catalogue", refuse)
+    assert cli.main(["models"]) == 2
+    assert capsys.readouterr().err == "mer-jax: error: a user's mistake\n"
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mer_jax.models.catalogue", interrupted)
+    assert cli.main(["models"]) == 130
+    assert capsys.readouterr().err == "mer-jax: interrupted\n"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["--debug", "models"])
 
 
 def test_models_json_lists_every_ablation_with_its_parameter_count(capsys):

@@ -134,7 +134,7 @@ def test_dataset_outside_the_scheme():
         label_schemes.apply("casme2_5class", "samm", ["Happiness"], where=["samm/006/006_1_2"])
     with pytest.raises(ValueError, match="2 dataset names for 3 values"):
         label_schemes.apply("megc2019_3class", ["samm", "smic"], ["a", "b", "c"])
-    with pytest.raises(KeyError, match="unknown label scheme 'casme2_6class'"):
+    with pytest.raises(ValueError, match="unknown label scheme 'casme2_6class'"):
         label_schemes.get("casme2_6class")
 
 

@@ -130,7 +130,7 @@ def test_check_no_leakage_rejects_a_held_out_subject_in_training():
 
 
 def test_unknown_protocol_names_the_config_key():
-    with pytest.raises(KeyError, match="config key 'protocol'"):
+    with pytest.raises(ValueError, match="config key 'protocol'"):
         protocols.make_folds("kfold", ["a", "b"])
     with pytest.raises(ValueError, match="at least two subjects"):
         protocols.loso(["a", "a"])

@@ -229,7 +229,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_describe(args) -> int:
     if args.protocol not in protocols.PROTOCOLS:
-        raise KeyError(
+        raise ValueError(
             f"--protocol {args.protocol!r} unknown; known: {sorted(protocols.PROTOCOLS)}"
         )
     protocol = protocols.PROTOCOLS[args.protocol]

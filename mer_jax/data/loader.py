@@ -22,7 +22,11 @@ value differs from the stored setting is named in a log line
 (`input.label_scheme` still applies). A frames config (e.g.
 `casme2/cropped_112`) is turned into inputs by `mer_jax.preprocess` as the
 `input` keys say, once per (dataset, settings), cached as .npy files under
-`<data_dir>/mer_jax_inputs/`. Both kinds pool with '+'.
+`<data_dir>/mer_jax_inputs/`. The cache key is the settings, the content of
+the prepared dataset's stored files (shards, dataset_info.json, ...: a rebuilt
+dataset is a new key) and the preprocessing source files; each use of the
+cache is logged, and each recomputation with its reason; files are written
+atomically and stale ones of the same settings removed. Both kinds pool with '+'.
 
 tensorflow_datasets and the builders are imported where a dataset is read:
 importing this module does not need them.
@@ -58,7 +62,8 @@ def default_data_dir() -> str:
 
 
 def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[str], None] = print):
-    """The TFDS builder of `name`, built first if it needs no input files (synthetic corpora)."""
+    """The TFDS builder of `name`, built first if it needs no input files (synthetic corpora):
+    by `mer_jax.data.build.build`, under the dataset's lock and with its build record."""
     import tensorflow_datasets as tfds
 
     import data_builders
@@ -74,9 +79,10 @@ def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[st
             + (f" --data-dir {data_dir}" if data_dir else "")
             + "` first."
         )
-    log(f"building {name} into {builder.data_dir} (no input files needed) ...")
-    builder.download_and_prepare(file_format="array_record")
-    return builder
+    from mer_jax.data import build  # the locked, recorded build of `mer-jax data build`
+
+    log(f"{name} needs no input files: building it")
+    return build.build(builder, log=log)[0]
 
 
 # Feature kinds read as metadata; frames and images are skipped (not decoded).
@@ -226,25 +232,87 @@ def _spec_dict(spec) -> dict:
     return out
 
 
-def _cache_path(builder, split: str, spec: Mapping) -> pathlib.Path:
+CACHE_DIR = "mer_jax_inputs"
+# The code that turns frames into model inputs: its source files are part of the cache key.
+PREPROCESS_MODULE = "mer_jax.preprocess.representations"
+
+
+class CacheKey(NamedTuple):
+    """Where a frames config's computed inputs are cached, and what the file name says."""
+
+    path: pathlib.Path  # <data_dir>/mer_jax_inputs/<prefix><settings>-<content>-<code>.npy
+    prefix: str  # '<dataset>-<split>-'
+    settings: str  # digest of the dataset name, split and `input` keys (no label scheme)
+    content: str  # digest of the prepared dataset's stored files (`fingerprint.stored`)
+    code: str  # digest of the preprocessing source files (`fingerprint.sources`)
+
+
+def _cache_key(builder, split: str, spec: Mapping) -> CacheKey:
+    from data_builders import fingerprint
+
     keys = {k: v for k, v in _spec_dict(spec).items() if k != "label_scheme"}
     blob = json.dumps(
         {"dataset": builder.info.full_name, "split": split, "input": keys}, sort_keys=True
     )
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    name = builder.info.full_name.replace("/", "_")
-    return pathlib.Path(builder.data_dir_root) / "mer_jax_inputs" / f"{name}-{split}-{digest}.npy"
+    folder = pathlib.Path(builder.data_dir_root) / CACHE_DIR
+    settings = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    content = fingerprint.stored(pathlib.Path(builder.data_dir), folder / "stored_digests.json")
+    code = fingerprint.sources(PREPROCESS_MODULE)["digest"]
+    prefix = f"{builder.info.full_name.replace('/', '_')}-{split}-"
+    name = f"{prefix}{settings}-{content[:16]}-{code[:12]}.npy"
+    return CacheKey(folder / name, prefix, settings, content[:16], code[:12])
+
+
+def _cache_miss(key: CacheKey) -> tuple[str, list[pathlib.Path]]:
+    """Why `key.path` is not there, and the cache files of the same settings it replaces."""
+    folder = key.path.parent
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    others = [folder / n for n in names if n.startswith(key.prefix) and n.endswith(".npy")]
+    others = [p for p in others if p != key.path]
+    parts = {p: p.stem[len(key.prefix) :].split("-") for p in others}
+    stale = [p for p, part in parts.items() if part[0] == key.settings]
+    if not stale:
+        if others:
+            return f"not cached for these input settings ({len(others)} other settings are)", []
+        return "not cached yet", []
+    why = []
+    if any(len(parts[p]) != 3 for p in stale):
+        why.append("written by an earlier mer_jax that did not key it on the dataset's content")
+    if any(len(parts[p]) == 3 and parts[p][1] != key.content for p in stale):
+        why.append("the dataset's stored files changed (it was rebuilt)")
+    if any(len(parts[p]) == 3 and parts[p][2] != key.code for p in stale):
+        why.append(f"the preprocessing code ({PREPROCESS_MODULE} and its imports) changed")
+    return f"cached inputs are stale: {' and '.join(why)}", stale
+
+
+def _cached(key: CacheKey, n: int) -> tuple[np.ndarray | None, str]:
+    """The cached inputs (None if absent or unusable) and, if None, why."""
+    if not key.path.exists():
+        return None, ""
+    try:
+        out = np.load(key.path)
+    except (OSError, ValueError) as e:
+        return None, f"cache file {key.path} unreadable ({e})"
+    if len(out) != n:
+        return None, f"cache file {key.path} holds {len(out)} clips, the dataset {n}"
+    return out, ""
 
 
 def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> np.ndarray:
-    """The representation of every clip, from the cache when the same settings ran before."""
-    path = _cache_path(builder, split, spec)
-    if path.exists():
-        log(f"{builder.info.full_name}: model inputs from {path}")
-        return np.load(path)
+    """The representation of every clip, from the cache when the same settings ran before on
+    the same stored dataset with the same preprocessing code."""
+    from data_builders import fingerprint
+
+    name = builder.info.full_name
+    key = _cache_key(builder, split, spec)
+    out, why = _cached(key, len(source))
+    if out is not None:
+        log(f"{name}: model inputs from the cache {key.path} (same settings, dataset and code)")
+        return out
+    reason, stale = _cache_miss(key)
+    log(f"{name}: computing model inputs ({why or reason}); caching them in {key.path}")
     to_input = representations.REPRESENTATIONS[spec["representation"]]
-    out = None
-    desc = f"{builder.info.full_name} -> {spec['representation']}"
+    desc = f"{name} -> {spec['representation']}"
     for i in tqdm(range(len(source)), desc=desc, unit="clip", disable=not progress):
         ex = source[i]
         clip = representations.Clip(
@@ -254,10 +322,11 @@ def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> 
         if out is None:
             out = np.zeros((len(source), *x.shape), x.dtype)
         out[i] = x
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
+    fingerprint.write_atomic(key.path, lambda f: np.save(f, out))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log(f"{name}: removed {len(stale)} stale cache file(s) of these settings")
     return out
 
 
@@ -343,7 +412,7 @@ def load(
     """
     representation = spec["representation"]
     if representation not in representations.REPRESENTATIONS:
-        raise KeyError(
+        raise ValueError(
             f"config key 'input.representation': unknown {representation!r}; "
             f"known: {sorted(representations.REPRESENTATIONS)}"
         )

@@ -18,11 +18,12 @@ reported ones are those of the final epoch.
 Modules: folds (data, fold arrays, schedule, epoch order), augment, optim
 (optimizers), fold_program (one fold's functions, strategies), layout (mesh,
 padding, the memory rule), cache (compiled programs reused in a process),
-driver (`train_folds` in phases), bench (`mer-jax bench`, which times the driver's own phases).
+driver (`train_folds` in phases), checkpoint (orbax checkpoints, exact resume), bench (`mer-jax bench`, which times the driver's own phases).
 """
 
 from mer_jax.engine.augment import Augment, augment_batch, augment_image, default_float, to_float
 from mer_jax.engine.cache import PROGRAMS, ProgramCache
+from mer_jax.engine.checkpoint import Checkpointer, Interrupted
 from mer_jax.engine.driver import (
     Compiled,
     FoldsOutput,
@@ -72,6 +73,8 @@ from mer_jax.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from mer_jax.protocols import LeakageError
 
 __all__ = [
+    "Checkpointer",
+    "Interrupted",
     "DTYPES",
     "FOLD_AXIS",
     "FOLD_STRATEGIES",

@@ -32,6 +32,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from mer_jax.engine import cache
+from mer_jax.engine import checkpoint as checkpoint_lib
 from mer_jax.engine import layout as layout_lib
 from mer_jax.engine.fold_program import (
     FoldFns,
@@ -105,6 +106,9 @@ class FoldsOutput:
     maps: dict[str, np.ndarray] | None = None  # name -> (F, J, ...)
     maps_pos: np.ndarray | None = None  # (F, J) int
     maps_valid: np.ndarray | None = None  # (F, J) bool
+    # (F,) int: the epoch in which each fold's training turned non-finite (its weights are
+    # those of the step before), -1 for the folds that trained to the end.
+    diverged_epoch: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -379,7 +383,8 @@ def run_call(run: Run, first_epoch: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns host arrays (loss (F, epochs_per_call), logits (F, T, K)), padding
     folds dropped; raises LeakageError if a training batch held a sample of a
-    subject its fold holds out, FloatingPointError if a loss is not finite.
+    subject its fold holds out. A diverged fold's losses are not finite; its state
+    stopped changing (`TrainState.diverged_epoch`) and the other folds train on.
     """
     plan, programs = run.compiled.plan, run.compiled.programs
     outs = []
@@ -399,11 +404,6 @@ def run_call(run: Run, first_epoch: int) -> tuple[np.ndarray, np.ndarray]:
             f"{int(np.sum(leaked))} training samples belonged to their fold's held-out subjects "
             f"(folds {np.flatnonzero(leaked).tolist()})"
         )
-    if not np.all(np.isfinite(loss)):
-        bad = np.flatnonzero(~np.all(np.isfinite(loss), axis=-1)).tolist()
-        raise FloatingPointError(
-            f"training loss is not finite in folds {bad} (epoch {first_epoch})"
-        )
     return loss, logits
 
 
@@ -416,20 +416,37 @@ class Trained(NamedTuple):
     train_s: float
 
 
-def run_epochs(run: Run, epochs: int, progress: Callable | None = None) -> Trained:
+def run_epochs(
+    run: Run, epochs: int, progress: Callable | None = None, checkpointer=None
+) -> Trained:
     """Every call of `epochs_per_call` epochs up to `epochs`; `progress(epochs_done, last loss
-    per fold)` after each."""
+    per fold)` after each.
+
+    With a `checkpoint.Checkpointer`: resumes from its latest checkpoint, saves
+    when due, and on Ctrl-C saves at the end of the current call and raises
+    `checkpoint.Interrupted`.
+    """
     per_call = run.compiled.plan.fns.schedule.epochs_per_call
-    losses, history = [], []
+    done = checkpoint_lib.Progress(0, [], [], None)
+    if checkpointer is not None and (restored := checkpointer.restore(run.states, per_call)):
+        run.states, done = restored
     start = time.perf_counter()
-    for first in range(0, epochs, per_call):
-        loss, logits = run_call(run, first)
-        losses.append(loss.T)  # (epochs_per_call, F)
-        history.append(logits.argmax(-1))
-        if progress is not None:
-            progress(first + per_call, loss[:, -1])
+    with checkpoint_lib.deferred_interrupts(checkpointer is not None) as interrupted:
+        for first in range(done.epochs_done, epochs, per_call):
+            loss, logits = run_call(run, first)
+            history = [*done.history, logits.argmax(-1)]
+            done = checkpoint_lib.Progress(
+                first + per_call, [*done.losses, loss.T], history, logits
+            )
+            if progress is not None:
+                progress(done.epochs_done, loss[:, -1])
+            stop = interrupted() and done.epochs_done < epochs
+            if checkpointer is not None and (stop or checkpointer.due(done.epochs_done, epochs)):
+                checkpointer.save(run.states, done)
+            if stop:
+                raise checkpoint_lib.Interrupted(done.epochs_done, checkpointer.directory)
     train_s = time.perf_counter() - start
-    return Trained(np.concatenate(losses), np.stack(history), logits, train_s)
+    return Trained(np.concatenate(done.losses), np.stack(done.history), done.logits, train_s)
 
 
 # ---------------------------------------------------------------------------
@@ -488,6 +505,7 @@ def collect(run: Run, trained: Trained, folds: Folds, maps: Maps | None = None) 
         maps=collect_maps(run),
         maps_pos=None if maps is None else np.asarray(maps.pos),
         maps_valid=None if maps is None else np.asarray(maps.valid, bool),
+        diverged_epoch=layout_lib.to_host(state.diverged_epoch)[: plan.num_folds],
     )
 
 
@@ -506,6 +524,7 @@ def train_folds(
     progress: Callable[[int, np.ndarray], None] | None = None,
     on_compiled: Callable[[float], None] | None = None,
     log: Callable[[str], None] | None = None,
+    checkpointer=None,
 ) -> FoldsOutput:
     """Train every fold of `folds` for `schedule.epochs` epochs and predict its held-out samples.
 
@@ -525,7 +544,8 @@ def train_folds(
     and then this same function with the same arguments: each process feeds
     its shards from its own full copy of `data` and `folds`, and the host
     outputs are gathered from all. Every group of folds gets the same results
-    as one call would (keys depend on the fold id only).
+    as one call would (keys depend on the fold id only). `checkpointer`
+    (`checkpoint.Checkpointer`): resume from, and save, checkpoints (`run_epochs`).
     """
     plan = make_plan(model, tx, schedule, aug, data, folds, layout or Layout(), aux_loss, maps)
     compiled = compile_plan(plan, data, folds, initial_variables)
@@ -533,5 +553,5 @@ def train_folds(
     if on_compiled is not None:
         on_compiled(compiled.compile_s)
     run = start_run(compiled, data, folds, initial_variables, None if maps is None else maps.pos)
-    trained = run_epochs(run, schedule.epochs, progress)
+    trained = run_epochs(run, schedule.epochs, progress, checkpointer)
     return collect(run, trained, folds, maps)

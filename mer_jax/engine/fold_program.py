@@ -78,7 +78,7 @@ class FoldFns:
             variables = jax.tree_util.tree_map(_widen, variables)
         variables = dict(variables)
         params = variables.pop("params")
-        return TrainState(params, variables, self.tx.init(params))
+        return TrainState(params, variables, self.tx.init(params), jnp.int32(-1))
 
     def apply(self, params, model_state, x, train, rng=None):
         """(logits, out, new model_state)."""
@@ -105,7 +105,12 @@ class FoldFns:
         return idx.reshape(s.steps_per_epoch, s.batch_size).astype(jnp.int32)
 
     def train_step(self, state, fold, batch_idx, data, epoch, step):
-        """One SGD step on samples `batch_idx`; returns (state, (loss, leaked))."""
+        """One SGD step on samples `batch_idx`; returns (state, (loss, leaked)).
+
+        A fold whose loss or new weights are not finite keeps its previous state
+        from then on (`diverged_epoch` records the epoch), so one diverging fold
+        never stops the others: the mask is per fold, inside the program.
+        """
         images, labels = data.images[batch_idx], data.labels[batch_idx]
         leaked = jnp.sum(fold.heldout_subjects[data.subjects[batch_idx]])
         step_key = jax.random.fold_in(self._epoch_keys(fold, epoch)[1], step)
@@ -123,7 +128,8 @@ class FoldFns:
         tx = optax.with_extra_args_support(self.tx)  # update(..., value=loss) for every optimizer
         updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(params, model_state, opt_state), (loss, leaked)
+        new = TrainState(params, model_state, opt_state, state.diverged_epoch)
+        return _keep_finite(state, new, loss, epoch), (loss, leaked)
 
     def evaluate(self, state, fold, data):
         """Held-out logits (T, K), centre crops, BatchNorm running statistics."""
@@ -176,6 +182,20 @@ def make_fold_fns(model, tx, schedule: Schedule, aug: Augment, image_shape, aux_
     """
     schedule = dataclasses.replace(schedule, epochs=schedule.epochs_per_call)
     return FoldFns(model, tx, schedule, aug, tuple(int(n) for n in image_shape), aux_loss)
+
+
+def _keep_finite(old: TrainState, new: TrainState, loss, epoch) -> TrainState:
+    """`new` while the fold is healthy and `loss` and `new`'s floating leaves are finite; else
+    `old`, with the epoch of the first non-finite step recorded."""
+    healthy = old.diverged_epoch < 0
+    leaves = [
+        x for x in jax.tree_util.tree_leaves(new[:3]) if jnp.issubdtype(x.dtype, jnp.floating)
+    ]
+    finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
+    keep = healthy & finite
+    state = jax.tree_util.tree_map(lambda n, o: jnp.where(keep, n, o), new[:3], old[:3])
+    diverged = jnp.where(healthy & ~finite, jnp.asarray(epoch, jnp.int32), old.diverged_epoch)
+    return TrainState(*state, diverged)
 
 
 def _widen(x):

@@ -34,6 +34,9 @@ class TrainState(NamedTuple):
     params: Any
     model_state: Any  # mutable collections, e.g. {'batch_stats': ...}
     opt_state: Any
+    # int32 (): the epoch in which the fold's loss or weights turned non-finite, -1 while
+    # healthy. From that step on the fold's state no longer changes (FoldFns.train_step).
+    diverged_epoch: Any
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ import json
 import jax
 import jax.numpy as jnp
 
+from mer_jax.errors import UserError
 from mer_jax.models.contract import ModelSpec
 
 MODELS = {
@@ -27,7 +28,7 @@ MODELS = {
 def spec(name: str) -> ModelSpec:
     """The contract of the model registered under `name`."""
     if name not in MODELS:
-        raise KeyError(f"config key 'model': unknown model {name!r}; known: {sorted(MODELS)}")
+        raise UserError(f"config key 'model': unknown model {name!r}; known: {sorted(MODELS)}")
     return importlib.import_module(MODELS[name]).SPEC
 
 

@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax.errors import UserError
 from mer_jax.models import layers, weights
 from mer_jax.models.contract import ModelSpec, SmallPreset, TrunkHead
 
@@ -343,7 +344,7 @@ def split_variables(variables) -> tuple[dict, dict]:
     for collection, tree in variables.items():
         unknown = set(tree) - {"trunk", "head"}
         if unknown:
-            raise KeyError(
+            raise UserError(
                 f"aman.split_variables: collection {collection!r} has entries {sorted(unknown)}"
             )
         if "trunk" in tree:
@@ -433,7 +434,7 @@ def load_torchvision_resnet18(
     variables: dict = {"params": {}, "batch_stats": {}}
     for key, (shape, stage, module_path, kind) in expected.items():
         if key not in state:
-            raise KeyError(f"aman: key {key!r} missing from ResNet-18 weights file {path}")
+            raise UserError(f"aman: key {key!r} missing from ResNet-18 weights file {path}")
         value = np.asarray(state[key], np.float32)
         if value.shape != shape:
             raise ValueError(

@@ -19,6 +19,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 
+from mer_jax.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class SmallPreset:
@@ -79,7 +81,7 @@ class ModelSpec:
         """The model with `num_classes` outputs; an unknown keyword names its config key."""
         unknown = sorted(set(kwargs) - self.fields)
         if unknown:
-            raise KeyError(
+            raise UserError(
                 f"config key 'model_kwargs.{unknown[0]}': {self.name}.Model has no field "
                 f"{unknown[0]!r}; its fields: {sorted(self.fields)}"
             )

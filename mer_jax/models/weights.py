@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax.errors import UserError
+
 
 def merge_variables(variables, pretrained, *, source: str = "pretrained"):
     """`variables` with every leaf of `pretrained` put in its place.
@@ -36,7 +38,7 @@ def merge_variables(variables, pretrained, *, source: str = "pretrained"):
         out = dict(into)
         for name, value in new.items():
             if name not in into:
-                raise KeyError(f"{source} leaf {'/'.join((*where, name))} is not in the model")
+                raise UserError(f"{source} leaf {'/'.join((*where, name))} is not in the model")
             out[name] = merge(into[name], value, (*where, name))
         return out
 

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax import engine
+from mer_jax.errors import UserError
 from mer_jax.preprocess import apex, evm, face, flow, tim
 
 AMAN_FRAMES, AMAN_FACTORS = 11, tuple(float(a) for a in range(1, 10))
@@ -196,7 +197,7 @@ def run(
     """
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise KeyError(f"bench-preprocess: unknown step(s) {unknown}; known: {list(STEPS)}")
+        raise UserError(f"bench-preprocess: unknown step(s) {unknown}; known: {list(STEPS)}")
     if frames < AMAN_FRAMES and any(s in steps for s in ("evm_against_onset_jax", "tim")):
         raise ValueError(f"bench-preprocess: --frames must be >= {AMAN_FRAMES} (AMAN's n)")
     if repeats < 1:

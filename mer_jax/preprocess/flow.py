@@ -22,6 +22,7 @@ import cv2
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax.errors import UserError
 from mer_jax.preprocess.tvl1_jax import tvl1
 
 # ---------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def _check_method(method: str):
 
 def _frame(frames, index: int, name: str, clip: str) -> np.ndarray:
     if not -len(frames) <= index < len(frames):
-        raise IndexError(f"clip {clip}: {name}={index} outside its {len(frames)} frames")
+        raise UserError(f"clip {clip}: {name}={index} outside its {len(frames)} frames")
     return frames[index]
 
 

@@ -3,11 +3,14 @@ the same sweep path as the synthetic corpus, labels from a label scheme."""
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
+import openpyxl
 import pytest
 
 from mer_jax import cli, data, label_schemes
+from mer_jax.data import loader
 from tests.conftest import input_spec
 from tests.data_builders import fixtures
 
@@ -116,3 +119,55 @@ def test_read_metadata_errors_name_the_dataset(casme2_built, tfds_dir):
         read("synthetic_me/tiny", label_scheme="objective_5class", data_dir=tfds_dir)
     with pytest.raises(ValueError, match="names no built dataset"):
         read("+", data_dir=tfds_dir)
+
+
+def test_input_cache_is_keyed_on_the_stored_dataset(tmp_path, monkeypatch):
+    """A rebuilt dataset is never served the inputs of the earlier build; a copy of the same
+    dataset is; a broken cache file is recomputed; every use and rebuild is logged."""
+    manual, data_dir = tmp_path / "manual", tmp_path / "tfds"
+    fixtures.write_casme2(manual)
+    argv = ["data", "build", "casme2/cropped_112", "--manual-dir", str(manual)]
+    assert cli.main([*argv, "--data-dir", str(data_dir)]) == 0
+    spec = input_spec(image_size=32, label_scheme="casme2_5class")
+
+    def load(root):
+        lines = []
+        ds = data.load("casme2/cropped_112", spec, data_dir=str(root), log=lines.append)
+        return ds.images, "\n".join(lines)
+
+    first, log = load(data_dir)
+    assert "computing model inputs (not cached yet)" in log
+    (cached,) = (data_dir / "mer_jax_inputs").glob("*.npy")
+    again, log = load(data_dir)
+    assert f"model inputs from the cache {cached}" in log
+    np.testing.assert_array_equal(again, first)
+    # The whole data dir copied (new paths and mtimes, same bytes): the same content.
+    copy = tmp_path / "copy"
+    shutil.copytree(data_dir, copy, copy_function=shutil.copy)
+    assert "model inputs from the cache" in load(copy)[1]
+    # The sheet fixed (row 2: EP02_01f, the first clip, apex 49 -> 47) and the dataset rebuilt.
+    book = openpyxl.load_workbook(manual / "CASME2-coding-20140508.xlsx")
+    book.active["E2"] = 47
+    book.save(manual / "CASME2-coding-20140508.xlsx")
+    assert cli.main([*argv, "--data-dir", str(data_dir)]) == 0
+    rebuilt, log = load(data_dir)
+    assert "cached inputs are stale: the dataset's stored files changed (it was rebuilt)" in log
+    assert "removed 1 stale cache file(s)" in log and not cached.exists()
+    # Reference: the same dataset built afresh into a data dir that never had a cache.
+    assert cli.main([*argv, "--data-dir", str(tmp_path / "fresh")]) == 0
+    reference, log = load(tmp_path / "fresh")
+    assert "not cached yet" in log
+    np.testing.assert_array_equal(rebuilt, reference)
+    assert not np.array_equal(rebuilt[0], first[0])  # the new apex frame, not the old one
+    np.testing.assert_array_equal(rebuilt[1:], first[1:])
+    # A cache file that cannot be read is recomputed, not trusted.
+    (cached,) = (data_dir / "mer_jax_inputs").glob("*.npy")
+    cached.write_bytes(b"\x93NUMPY half a file")
+    again, log = load(data_dir)
+    assert f"cache file {cached} unreadable" in log
+    np.testing.assert_array_equal(again, reference)
+    assert "from the cache" in load(data_dir)[1]
+    # Changed preprocessing code (as if its sources hashed differently) is a new key too.
+    monkeypatch.setattr(loader, "PREPROCESS_MODULE", "mer_jax.preprocess.apex")
+    log = load(data_dir)[1]
+    assert "stale: the preprocessing code (mer_jax.preprocess.apex and its imports)" in log

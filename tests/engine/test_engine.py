@@ -281,3 +281,33 @@ def test_resolve_strategy_defaults_per_backend_and_rejects_unknown():
     assert engine.resolve_strategy("vmap", "scan") == ("vmap", "scan")
     with pytest.raises(ValueError, match="train.fold_strategy"):
         engine.resolve_strategy("pmap", "auto")
+
+
+def test_a_diverging_fold_freezes_in_the_program_and_the_others_train_on(x64):
+    """A NaN pixel in one subject's clip (the linear model's loss turns NaN with it): every
+    fold that trains on it stops at its first step with that clip (`diverged_epoch` 0,
+    weights still finite); the fold holding that subject out trains exactly as it does alone."""
+    subj, labels, images = _problem(n=24, subjects=3, size=6)
+    x = images.astype(np.float64)
+    x[np.flatnonzero(subj == "s0")[0], 1, 1, 0] = np.nan  # one pixel of one clip of s0
+    table = protocols.loso(subj)
+    schedule, folds, codes = engine.prepare(
+        table, subj, labels, NUM_CLASSES, batch_size=4, balance=False, epochs=2, seed=0
+    )
+    data = engine.Data(jnp.asarray(x), jnp.asarray(labels), jnp.asarray(codes))
+    tx = _optimizer(schedule.steps_per_epoch)
+    run = lambda f: engine.train_folds(
+        _Linear(), tx, schedule, engine.Augment(), data, f, _layout("vmap", "scan")
+    )
+    together = run(folds)
+    held_out_s0 = list(table.names).index("s0")
+    expected = [0 if f != held_out_s0 else -1 for f in range(table.num_folds)]
+    assert together.diverged_epoch.tolist() == expected
+    assert np.isnan(together.train_loss[:, np.array(expected) == 0]).all()
+    for leaf in jax.tree_util.tree_leaves(together.state.params):
+        assert np.isfinite(np.asarray(leaf)).all()  # frozen before the NaN reached them
+    alone = run(_take(folds, held_out_s0))
+    _assert_states_close(together.state, alone.state, held_out_s0, 0)
+    np.testing.assert_allclose(
+        together.train_loss[:, held_out_s0], alone.train_loss[:, 0], **PARAMS_F64
+    )

@@ -13,6 +13,7 @@ summation orders differ by float64 rounding that training cannot amplify to
 anything a float32 tolerance would have to absorb.
 """
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,27 @@ class _Linear(nn.Module):
         return nn.Dense(NUM_CLASSES, name="head")(x), {}
 
 
+def _resumed(tx, schedule, data, folds, directory) -> dict:
+    """Train 1 epoch with a checkpointer, then 2 from its checkpoint: the second run restores
+    the state sharded as it was trained and continues as the 2-epoch run ('python_*')."""
+    layout = engine.Layout(strategy="vmap", step_loop="python")
+    run = lambda epochs: engine.train_folds(
+        _Linear(), tx, dataclasses.replace(schedule, epochs=epochs), engine.Augment(), data,
+        folds, layout, checkpointer=engine.Checkpointer(directory, every=1, log=print),
+    )  # fmt: skip
+    first, resumed = run(1), run(2)
+    shardings = [
+        a.sharding == b.sharding
+        for a, b in zip(*(jax.tree_util.tree_leaves(o.state) for o in (first, resumed)))
+    ]
+    return dict(
+        resumed_logits=resumed.logits,
+        resumed_loss=resumed.train_loss,
+        first_loss=first.train_loss,
+        resumed_same_sharding=all(shardings),
+    )
+
+
 def _train_and_save(path: str) -> None:
     """Subprocess body: train every fold, save what came out.
 
@@ -89,6 +111,7 @@ def _train_and_save(path: str) -> None:
         )
         others[f"{name}_logits"], others[f"{name}_loss"] = linear.logits, linear.train_loss
         others[f"{name}_groups"] = np.asarray(linear.fold_groups)
+    others.update(_resumed(tx, schedule, data, folds, path + ".checkpoints"))
     model = models.build("micro_attention", NUM_CLASSES, width=4, dtype=jnp.float64)
     messages = []
     out = engine.train_folds(
@@ -175,6 +198,12 @@ def test_sharded_sweep_matches_unsharded(tmp_path):
         assert four[f"{name}_loss"].dtype == np.float64
         np.testing.assert_allclose(four[f"{name}_loss"], one[f"{name}_loss"], **F64)
         np.testing.assert_allclose(four[f"{name}_logits"], one[f"{name}_logits"], **F64)
+    # A checkpoint restores sharded as trained, and the resumed run is the uninterrupted one.
+    for out in (one, four):
+        assert out["resumed_same_sharding"]
+        np.testing.assert_array_equal(out["resumed_loss"][:1], out["first_loss"])
+        np.testing.assert_allclose(out["resumed_loss"], out["python_loss"], **F64)
+        np.testing.assert_allclose(out["resumed_logits"], out["python_logits"], **F64)
     gap = max(np.abs(four[k] - one[k]).max() for k in leaves)
     print(
         f"max |logit gap| {np.abs(four['logits'] - one['logits']).max():.2e}, "

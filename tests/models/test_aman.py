@@ -365,7 +365,7 @@ def test_loader_errors_name_the_key_and_file(tmp_path):
     missing = dict(state)
     del missing["layer3.1.bn2.running_var"]
     np.savez(tmp_path / "missing.npz", **missing)
-    with pytest.raises(KeyError, match=r"layer3\.1\.bn2\.running_var.*missing\.npz"):
+    with pytest.raises(ValueError, match=r"layer3\.1\.bn2\.running_var.*missing\.npz"):
         aman.load_torchvision_resnet18(tmp_path / "missing.npz", width=8)
 
     wrong = dict(state, **{"layer1.0.conv1.weight": np.zeros((8, 8, 5, 5), np.float32)})

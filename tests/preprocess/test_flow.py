@@ -327,7 +327,7 @@ def test_flow_sequence_and_between():
 
 def test_errors_are_clear(monkeypatch):
     frames = np.zeros((3, 32, 32), np.uint8)
-    with pytest.raises(IndexError, match="clip s1/e1: j=5 outside its 3 frames"):
+    with pytest.raises(ValueError, match="clip s1/e1: j=5 outside its 3 frames"):
         flow.flow_between(frames, 0, 5, clip="s1/e1")
     with pytest.raises(ValueError, match="unknown; known"):
         flow.flow_between(frames, 0, 1, method="flownet2")

@@ -1,0 +1,202 @@
+"""A sweep's work dir: checked before any data loads, locked, one run at a time, written atomically.
+
+`open_workdir(path, config)` creates the directory (or checks the one there is a
+writable directory), takes an exclusive lock (a second sweep in the same dir is
+an error naming the process that holds it), and reads `run.json`, the manifest
+of the run the directory holds:
+
+  no run.json, empty dir   a new run;
+  same config, running     the run was interrupted: resume from its checkpoints;
+  same config, finished    nothing to do (`WorkDir.finished`);
+  another config           an error naming the keys that differ; `force` clears
+                           the earlier run's files and starts afresh;
+  files but no run.json    an error: not a mer-jax work dir (never cleared).
+
+`atomic(path)` gives a temporary path beside `path` that replaces it when the
+write succeeded, so a reader never sees half a file. Every file the report writes
+goes through it.
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+MANIFEST = "run.json"
+LOCK = ".lock"
+CHECKPOINTS = "checkpoints"
+# Config keys a resume may change: they decide when checkpoints are written, not results.
+RESUMABLE_KEYS = ("train.checkpoint_every", "train.checkpoint_keep")
+# What a run writes besides the files the manifest lists (cleared by `force` too).
+RUN_ENTRIES = (CHECKPOINTS, "weights")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic(path):
+    """Yields a temporary path in `path`'s directory (same suffix); renames it to `path` if
+    the block succeeds, removes it otherwise."""
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 -> what open() would have given
+    try:
+        yield pathlib.Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text: str) -> None:
+    with atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+@dataclasses.dataclass
+class WorkDir:
+    """An open, locked work dir (close it, or use it as a context manager)."""
+
+    path: pathlib.Path
+    config: dict  # the run's flattened config
+    resuming: bool  # an interrupted run of the same config: continue from its checkpoints
+    finished: bool  # the same config already ran to the end here
+    _lock: object = None
+
+    @property
+    def checkpoints(self) -> pathlib.Path:
+        return self.path / CHECKPOINTS
+
+    def finish(self, outputs) -> None:
+        """Record the run as finished, with the files it wrote (names relative to the dir)."""
+        names = sorted(str(pathlib.Path(p).relative_to(self.path)) for p in outputs)
+        _write_manifest(self.path, self.config, "finished", names)
+        self.finished = True
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_workdir(path, config: dict, *, force: bool = False, log=print) -> WorkDir:
+    """Open `path` for a sweep of the flattened `config` (see the module docstring)."""
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"work dir {path} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock = _lock(path)
+    except PermissionError:
+        raise PermissionError(f"work dir {path} is not writable") from None
+    try:
+        manifest = _read_manifest(path)
+        workdir = WorkDir(path, config, resuming=False, finished=False, _lock=lock)
+        if manifest is None:
+            _refuse_foreign_files(path)
+        elif force:
+            _clear(path, manifest)
+            log(f"work dir {path}: --force, the earlier run's files removed")
+        else:
+            _check_same_config(path, manifest["config"], config)
+            workdir.finished = manifest["status"] == "finished"
+            workdir.resuming = not workdir.finished
+        if not workdir.finished:
+            _write_manifest(path, config, "running", [])
+        return workdir
+    except BaseException:
+        lock.close()
+        raise
+
+
+def _lock(path: pathlib.Path):
+    """An exclusive flock on <path>/.lock, held until the returned file closes."""
+    handle = open(path / LOCK, "a+")
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no protection against a second sweep
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ValueError(f"work dir {path} is in use by a running sweep ({holder})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _read_manifest(path: pathlib.Path) -> dict | None:
+    file = path / MANIFEST
+    if not file.exists():
+        return None
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+        if {"config", "status", "outputs"} - set(manifest):
+            raise ValueError("keys missing")
+    except ValueError as err:
+        raise ValueError(f"{file}: not a mer-jax run manifest ({err}); remove it") from None
+    return manifest
+
+
+def _write_manifest(path: pathlib.Path, config: dict, status: str, outputs: list) -> None:
+    manifest = {
+        "status": status,
+        "updated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "outputs": outputs,
+        "config": config,
+    }
+    write_text(path / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _refuse_foreign_files(path: pathlib.Path) -> None:
+    others = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+    if others:
+        listed = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+        raise ValueError(
+            f"work dir {path} holds files but no mer-jax run ({MANIFEST}): {listed}; "
+            "choose an empty or new --workdir"
+        )
+
+
+def _check_same_config(path: pathlib.Path, before: dict, now: dict) -> None:
+    keys = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_KEYS)
+    differ = [k for k in keys if _plain(before.get(k)) != _plain(now.get(k))]
+    if differ:
+        shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differ[:6])
+        more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
+        raise ValueError(
+            f"work dir {path} holds a run of another config ({shown}{more}); "
+            "use another --workdir, or --force to discard that run"
+        )
+
+
+def _plain(value):
+    """A config value as JSON would hold it (tuples are lists there)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _clear(path: pathlib.Path, manifest: dict) -> None:
+    for name in [*manifest["outputs"], *RUN_ENTRIES, MANIFEST]:
+        target = path / name
+        if not target.resolve().is_relative_to(path.resolve()):
+            raise ValueError(f"{path / MANIFEST}: output {name!r} lies outside the work dir")
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
