@@ -223,6 +223,9 @@ def _train() -> ml_collections.ConfigDict:
             # the last `checkpoint_keep` kept. They change no result: a resume may alter them.
             "checkpoint_every": 10,
             "checkpoint_keep": 2,
+            # One more model trained on every subject, in the same program as the folds
+            # (its epochs as long as theirs); exported as 'all subjects', never evaluated.
+            "final_model": False,
         }
     )
 
@@ -385,6 +388,7 @@ def rules() -> dict[str, Rule]:
         "train.fold_group": positive,
         "train.conv_impl": choice(("auto", *CONV_IMPLS)),
         "train.cache_frozen_trunk": BOOL,
+        "train.final_model": BOOL,
         "train.folds_per_call": count,
         "train.checkpoint_every": count,
         "train.checkpoint_keep": positive,

@@ -83,6 +83,10 @@ class Exported:
         return jax.tree_util.tree_map(lambda v: v[fold], self.variables)
 
 
+# The name of the model `train.final_model` adds: trained on every subject, never evaluated.
+FINAL_MODEL = "all subjects"
+
+
 def softmax(logits) -> np.ndarray:
     """Class probabilities of `logits` (..., K) as float32, computed in float64 on the host:
     the one softmax of held-out logits (results.json) and of `mer-jax predict`."""

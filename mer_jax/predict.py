@@ -13,7 +13,8 @@ engine's held-out evaluation does: `engine.augment_batch(..., train=False)`
 
 `fold=NAME` uses the model of the fold that held out NAME (for LOSO, a
 subject): on that subject's clips it gives the probabilities the sweep itself
-predicted for them. Without `fold`, the probabilities are the mean over every
+predicted for them. Without `fold`, the final model trained on every subject
+predicts when the sweep trained one (`train.final_model`); else the probabilities are the mean over every
 fold's model (folds whose training diverged left out); each of those models
 trained on all but its fold's subjects, so for clips of the sweep's own
 dataset the mean is not a held-out prediction.
@@ -43,7 +44,7 @@ class Predictions:
     probabilities: np.ndarray  # (N, K) float32
     class_names: tuple[str, ...]
     folds: tuple[str, ...]  # the folds whose models predicted
-    combined: str  # how: "fold model NAME" or "mean of F fold models"
+    combined: str  # how: "fold model NAME", "the final model (...)", "mean of F fold models"
 
     @property
     def predicted(self) -> np.ndarray:
@@ -64,6 +65,8 @@ def select_folds(exported: export.Exported, fold: str | None) -> tuple[list[int]
                 "its weights are not a trained model"
             )
         return [names.index(fold)], f"fold model {fold}"
+    if export.FINAL_MODEL in names and export.FINAL_MODEL not in diverged:
+        return [names.index(export.FINAL_MODEL)], f"the final model ({export.FINAL_MODEL})"
     chosen = [i for i, name in enumerate(names) if name not in diverged]
     if not chosen:
         raise errors.UserError("every fold of the export diverged: no model to predict with")
@@ -165,7 +168,7 @@ def predict(
 ) -> Predictions:
     """Class probabilities for every clip of built dataset `dataset` (see the module
     docstring). `data_dir`: where it is built (default: the sweep's `data_dir`, else
-    TFDS_DATA_DIR); `fold`: the one fold model to use (default: the mean of all)."""
+    TFDS_DATA_DIR); `fold`: the one fold model to use (default: the final model, else the mean of all)."""
     from mer_jax import data
 
     exported = export.load(workdir)

@@ -6,6 +6,7 @@ phase in order; each phase is one call into its module.
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -58,14 +59,17 @@ def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict
         checkpointer = engine.Checkpointer(
             wd.checkpoints, train_config.checkpoint_every, train_config.checkpoint_keep, log=log
         )
+    if config.train.final_model:
+        folds = engine.with_final_model(folds, config.seed)
     try:
-        out, aug, trunk = train(
+        trained, aug, trunk = train(
             config, dataset, table, schedule, folds, codes, setup,
             progress=progress, log=log, checkpointer=checkpointer,
         )  # fmt: skip
     finally:
         if checkpointer is not None:
             checkpointer.close()
+    out = protocol_folds(trained, table.num_folds)
     if np.all(out.diverged_epoch >= 0):
         raise ValueError(
             f"every fold's training loss turned non-finite (the first in epoch "
@@ -73,6 +77,12 @@ def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict
         )
     # Predictions pooled over folds -> metrics.
     results = summarize(config, dataset, table, out)
+    if config.train.final_model:
+        final = int(trained.diverged_epoch[-1])
+        results["final_model"] = {
+            "name": export.FINAL_MODEL,
+            "diverged_epoch": None if final < 0 else final + 1,
+        }
     maps, record = attention_maps(config, dataset, out, aug)
     if record:
         results["attention_maps"] = record
@@ -86,13 +96,34 @@ def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict
     if wd is not None:
         paths = report.write_report(results, wd.path, attention_maps=maps)
         log(f"wrote {wd.path}/: {', '.join(sorted(p.name for p in paths.values()))}")
+        names = [*table.names, export.FINAL_MODEL][: len(trained.diverged_epoch)]
         exported = export.write(
-            wd.path, out.state, table.names, config, dataset.class_names, dataset,
-            aug=aug, trunk_variables=trunk, diverged_epoch=out.diverged_epoch,
+            wd.path, trained.state, names, config, dataset.class_names, dataset,
+            aug=aug, trunk_variables=trunk, diverged_epoch=trained.diverged_epoch,
         )  # fmt: skip
         log(f"exported every fold's weights to {exported}/ (for `mer-jax predict`)")
         wd.finish(paths.values())
     return results
+
+
+def protocol_folds(out: engine.FoldsOutput, num_folds: int) -> engine.FoldsOutput:
+    """`out` without the final model (`train.final_model`): the protocol's folds only, so its
+    metrics, history and maps are exactly those of the same sweep without it."""
+    if len(out.diverged_epoch) == num_folds:
+        return out
+    maps = None if out.maps is None else {k: v[:num_folds] for k, v in out.maps.items()}
+    return dataclasses.replace(
+        out,
+        logits=out.logits[:num_folds],
+        test_idx=out.test_idx[:num_folds],
+        test_valid=out.test_valid[:num_folds],
+        train_loss=out.train_loss[:, :num_folds],
+        heldout_pred_history=out.heldout_pred_history[:, :num_folds],
+        diverged_epoch=out.diverged_epoch[:num_folds],
+        maps=maps,
+        maps_pos=None if out.maps_pos is None else out.maps_pos[:num_folds],
+        maps_valid=None if out.maps_valid is None else out.maps_valid[:num_folds],
+    )
 
 
 def load_folds(config, *, log=print, progress: bool = True):

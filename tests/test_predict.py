@@ -273,3 +273,26 @@ def test_a_cached_frozen_trunk_exports_the_whole_model(tfds_dir, tmp_path):
     for f in range(3):
         expected = aman.join_variables(trunk, heads[f])
         jax.tree_util.tree_map(np.testing.assert_array_equal, exported.fold_variables(f), expected)
+
+
+def test_a_final_model_trains_beside_the_folds_without_changing_them(swept, tfds_dir, tmp_path):
+    """`train.final_model`: one more model on every subject, in the same run; the folds'
+    results are exactly the sweep's without it, and predict uses it by default."""
+    _, plain = swept
+    config = config_lib.load(f"{ROOT / 'experiments' / 'quickstart.py'}:tiny")
+    config.unlock()
+    config.data_dir, config.train.epochs = tfds_dir, 1
+    config.report.attention_maps, config.train.final_model = 0, True
+    results = sweep.run(config, tmp_path, progress=False, log=_quiet)
+    assert results["final_model"] == {"name": export.FINAL_MODEL, "diverged_epoch": None}
+    for key in ("metrics", "folds", "predictions", "history", "num_folds"):
+        assert results[key] == plain[key], key
+    exported = export.load(tmp_path)
+    names = [f["subject"] for f in plain["folds"]]
+    assert list(exported.fold_names) == [*names, export.FINAL_MODEL]
+    final = predict.predict(tmp_path, DATASET, log=_quiet)
+    assert final.combined == f"the final model ({export.FINAL_MODEL})"
+    assert final.folds == (export.FINAL_MODEL,)
+    # A model of its own: not any fold's, not their mean.
+    mean = predict.predict(swept[0], DATASET, log=_quiet)
+    assert not np.allclose(final.probabilities, mean.probabilities, rtol=1e-3, atol=1e-4)

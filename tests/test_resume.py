@@ -1,9 +1,9 @@
 """Runs that survive: a sweep stopped by Ctrl-C and then by SIGKILL resumes from its orbax
 checkpoints to exactly the results of an uninterrupted run; diverging folds stay in their fold.
 
-The interrupted sweeps run in subprocesses with this process's XLA flags
-(`tests.xla_flags`); the uninterrupted reference runs here. Same machine, same
-programs: the results must be identical, not close.
+Every sweep runs in a subprocess with this process's XLA flags (`tests.xla_flags`),
+the uninterrupted reference too. Same machine, same programs: the results must be
+identical, not close.
 """
 
 import json
@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mer_jax import cli, sweep
-from mer_jax import config as config_lib
+from mer_jax import cli
 from tests.xla_flags import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "quickstart.py") + ":tiny"
-EPOCHS = 8
+EPOCHS = 6
 SETTINGS = [
     f"train.epochs={EPOCHS}",
     "train.checkpoint_every=1",
@@ -30,16 +29,9 @@ SETTINGS = [
 ]
 
 
-def _config(tfds_dir, settings):
-    config = config_lib.load(TINY)
-    config_lib.override(config, [*settings, f"data_dir={tfds_dir}"])
-    return config
-
-
-def _start(workdir, tfds_dir):
-    """The sweep's command; its runs share a persistent XLA cache (the later ones compile
-    nothing: the programs are the same, and so are their results)."""
-    cache = workdir.parent / f"{workdir.name}-xla-cache"
+def _start(workdir, tfds_dir, cache):
+    """The sweep's command in a subprocess. Every run of this file shares one persistent XLA
+    cache: only the first compiles (the programs are the same, and so are their results)."""
     argv = [
         "sweep",
         TINY,
@@ -75,18 +67,25 @@ def _comparable(results: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tfds_dir, tmp_path_factory):
-    """The same sweep uninterrupted, in this process."""
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("xla-cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tfds_dir, tmp_path_factory, cache):
+    """The same sweep uninterrupted: its results.json."""
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    sweep.run(_config(tfds_dir, SETTINGS), workdir, progress=False, log=lambda m: None)
+    proc = _start(workdir, tfds_dir, cache)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
     return json.loads((workdir / "results.json").read_text())
 
 
 def test_ctrl_c_then_sigkill_then_resume_gives_the_uninterrupted_results(
-    tfds_dir, tmp_path, reference
+    tfds_dir, tmp_path, reference, cache
 ):
     # 1. Ctrl-C after the first checkpoint: a clean exit (130, one line, no traceback).
-    proc = _start(tmp_path, tfds_dir)
+    proc = _start(tmp_path, tfds_dir, cache)
     _signal_after_a_checkpoint(proc, signal.SIGINT)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err[-3000:]
@@ -96,20 +95,20 @@ def test_ctrl_c_then_sigkill_then_resume_gives_the_uninterrupted_results(
     stopped_at = int(err.split("interrupted after epoch ")[1].split(";")[0])
     assert 1 <= stopped_at < EPOCHS
     # 2. The same command resumes; SIGKILL it after its next checkpoint.
-    proc = _start(tmp_path, tfds_dir)
+    proc = _start(tmp_path, tfds_dir, cache)
     lines = _signal_after_a_checkpoint(proc, signal.SIGKILL)
     proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL
     assert any(f"resuming after epoch {stopped_at}" in line for line in lines), lines
     # 3. Again: it resumes from the last checkpoint SIGKILL left and finishes.
-    proc = _start(tmp_path, tfds_dir)
+    proc = _start(tmp_path, tfds_dir, cache)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     assert "resuming after epoch" in out
     resumed = json.loads((tmp_path / "results.json").read_text())
     assert _comparable(resumed) == _comparable(reference)
     # 4. A fourth time: the run is finished, nothing trains.
-    proc = _start(tmp_path, tfds_dir)
+    proc = _start(tmp_path, tfds_dir, cache)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0 and "finished run: nothing to do" in out, err[-3000:]
     assert "compiling" not in out

@@ -59,6 +59,7 @@ from mer_jax.engine.folds import (
     epoch_order,
     make_folds_arrays,
     prepare,
+    with_final_model,
 )
 from mer_jax.engine.layout import (
     FOLD_AXIS,
@@ -116,6 +117,7 @@ __all__ = [
     "max_folds_per_call",
     "pad_folds",
     "prepare",
+    "with_final_model",
     "resolve_conv_impl",
     "resolve_strategy",
     "run_call",

@@ -113,6 +113,21 @@ def make_folds_arrays(
     )
 
 
+def with_final_model(folds: Folds, seed: int) -> Folds:
+    """`folds` and one more: a fold that trains on every sample and tests none (fold id F,
+    so its key is the key a fold F would have; the others' are unchanged)."""
+    num_folds, n = folds.train_mask.shape
+    key = jax.random.fold_in(jax.random.key(seed), jnp.uint32(num_folds))
+    final = Folds(
+        key[None],
+        jnp.ones((1, n), bool),
+        jnp.zeros((1, folds.heldout_subjects.shape[1]), bool),
+        jnp.zeros((1, folds.test_idx.shape[1]), folds.test_idx.dtype),
+        jnp.zeros((1, folds.test_valid.shape[1]), bool),
+    )
+    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), folds, final)
+
+
 def prepare(
     table: FoldTable,
     subjects,
