@@ -6,8 +6,8 @@ compiles each program once per session, and a session-wide persistent cache meas
 faster (tests/engine 320 s with it, 310 s without; the attention-map, CLI and report tests
 115 s either way, on 2 shared CPU cores).
 
-Every test process compiles with `tests.xla_flags` (no LLVM optimisation: the suite is
-bound by compile time)."""
+Every test process compiles with `tests.xla_flags` (no LLVM optimisation, XLA:CPU's
+older loop emitters: the suite is bound by compile time)."""
 
 import os
 
