@@ -352,7 +352,7 @@ def pooled_maps(out: engine.FoldsOutput):
     Fold by fold, like `pooled_predictions`: entry m is fold[m]'s test position
     pos[m], whose logits are `out.logits[fold[m], pos[m]]`.
     """
-    fold, slot = np.nonzero(out.maps_valid)
+    fold, slot = np.nonzero(out.maps_valid & (out.diverged_epoch[:, None] < 0))  # as scored
     pos = out.maps_pos[fold, slot]
     maps = {name: value[fold, slot] for name, value in out.maps.items()}
     return out.test_idx[fold, pos], fold, pos, maps
