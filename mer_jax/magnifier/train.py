@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import optax
 from tqdm.auto import tqdm
 
+from mer_jax.errors import UserError
 from mer_jax.magnifier import data as magnifier_data
 from mer_jax.magnifier import model as magnifier
 
@@ -222,7 +223,10 @@ def train(
             if (step + 1) % 10 == 0 or step + 1 == steps:
                 metrics = {k: float(v) for k, v in metrics.items()}
                 if not math.isfinite(metrics["loss"]):
-                    raise FloatingPointError(f"train: loss is {metrics['loss']} at step {step + 1}")
+                    raise UserError(
+                        f"train-magnifier: loss is {metrics['loss']} at step {step + 1} "
+                        "(training diverged: lower --learning-rate)"
+                    )
                 log["history"].append({"step": step + 1, **metrics})
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             bar.update(1)
