@@ -1,4 +1,4 @@
-"""What a build reads and writes, as digests; atomic writes; a lock per built dataset.
+"""What a build reads and writes, as digests (atomic writes and locks: `mer_jax.files`).
 
 Standard library only: the loader imports this without TensorFlow Datasets.
 
@@ -13,25 +13,19 @@ Standard library only: the loader imports this without TensorFlow Datasets.
   shards, dataset_info.json, features.json, ...) by name, size and sha256 of
   their content; each file's sha256 is memoised by (path, size, mtime, inode)
   so an unchanged dataset is not read again.
-* `write_atomic`: a temporary file in the same folder, then `os.replace`: a
-  reader sees the old file or the whole new one, never half a file.
-* `Lock`: an exclusive `fcntl.flock` on a lock file, saying who holds it.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
-import datetime
-import fcntl
 import hashlib
 import json
 import os
-import socket
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+
+from mer_jax import files
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("data_builders", "mer_jax")
@@ -186,80 +180,5 @@ def stored(folder: Path, memo: Path) -> str:
     if changed:
         known = {p: e for p, e in known.items() if Path(p).exists()}
         with contextlib.suppress(OSError):  # a read-only data dir: hash again next time
-            write_atomic(memo, lambda f: f.write(json.dumps(known, indent=0).encode()))
+            files.write_text(memo, json.dumps(known, indent=0))
     return _sha(lines)
-
-
-# ----------------------------------------------------------------------------
-# Atomic writes and locks.
-
-
-def write_atomic(path: Path, write: Callable, mode: int = 0o644) -> None:
-    """Runs write(binary file) on a temporary file beside `path`, then renames it to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-class LockHeld(ValueError):
-    """Another process holds the lock and the caller chose not to wait."""
-
-
-class Lock:
-    """`with Lock(path, what, log):` holds an exclusive flock on `path` (created if absent).
-
-    If another process holds it: with `wait`, logs who holds it and waits; without,
-    raises `LockHeld` naming the holder. The holder's pid, host and start time are
-    written into the file for those messages.
-    """
-
-    def __init__(self, path: Path, what: str, log: Callable[[str], None], *, wait: bool = True):
-        self.path, self.what, self.log, self.wait = Path(path), what, log, wait
-        self.file = None
-
-    def _holder(self) -> str:
-        with contextlib.suppress(OSError):
-            text = self.path.read_text().strip()
-            if text:
-                return text
-        return "a process that did not say which"
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a+")
-        try:
-            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            message = f"{self.what} is being built by another process ({self._holder()})"
-            if not self.wait:
-                self.file.close()
-                raise LockHeld(f"{message}; its lock is {self.path}") from None
-            self.log(f"waiting: {message}; lock {self.path}")
-            start = time.monotonic()
-            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX)
-            self.log(f"the other build finished after {time.monotonic() - start:.0f} s; going on")
-        now = datetime.datetime.now().isoformat(timespec="seconds")
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"pid {os.getpid()} on {socket.gethostname()} since {now}\n")
-        self.file.flush()
-        return self
-
-    def __exit__(self, *exc):
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.flush()
-        fcntl.flock(self.file.fileno(), fcntl.LOCK_UN)
-        self.file.close()
-        return False

@@ -31,7 +31,7 @@ from functools import partial
 import jax
 import numpy as np
 
-from mer_jax import cli, engine, errors, export
+from mer_jax import cli, engine, errors, export, files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,10 +241,8 @@ def cmd_predict(args) -> int:
         log=log,
     )
     if args.out:
-        from mer_jax import workdir as workdir_lib
-
         out = pathlib.Path(args.out)
-        with workdir_lib.atomic(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        with files.atomic(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             write_csv(result, f)
         log(f"wrote {len(result.clips)} predictions ({result.combined}) to {out}")
     else:

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mer_jax import workdir as workdir_lib
+from mer_jax import files
 
 MISSING = "n/a"
 FINAL_EPOCH_NOTE = (
@@ -59,7 +59,7 @@ def to_plain_json(value):
 def write_results_json(results: dict, path) -> None:
     """Writes ``results`` as indented strict JSON (see ``to_plain_json``)."""
     text = json.dumps(to_plain_json(results), indent=2, allow_nan=False)
-    workdir_lib.write_text(path, text + "\n")
+    files.write_text(path, text + "\n")
 
 
 # ---------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def _attention_markdown(record: Mapping) -> list[str]:
 
 def write_summary_markdown(results: dict, path) -> None:
     """Writes ``summary_markdown(results)`` to ``path``."""
-    workdir_lib.write_text(path, summary_markdown(results))
+    files.write_text(path, summary_markdown(results))
 
 
 # ---------------------------------------------------------------------------
@@ -347,7 +347,7 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], path, *, title: str = 
         axes.set_title(title)
     figure.colorbar(image, ax=axes, label="Fraction of true class")
     figure.tight_layout()
-    with workdir_lib.atomic(path) as tmp:
+    with files.atomic(path) as tmp:
         figure.savefig(tmp, dpi=150, format="png")
 
 
@@ -497,7 +497,7 @@ def plot_attention_maps(
             axes_rc.set_xticks([])
             axes_rc.set_yticks([])
     figure.tight_layout()
-    with workdir_lib.atomic(path) as tmp:
+    with files.atomic(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
     return skipped
 
@@ -518,7 +518,7 @@ def write_attention_maps(results: dict, arrays: Mapping[str, np.ndarray], workdi
     record = dict(results.get("attention_maps") or {})
     record.setdefault("file", "attention_maps.npz")
     record.setdefault("figure", "attention_maps.png")
-    with workdir_lib.atomic(pathlib.Path(workdir) / record["file"]) as tmp:
+    with files.atomic(pathlib.Path(workdir) / record["file"]) as tmp:
         np.savez(tmp, **arrays)
     maps = {k: v for k, v in arrays.items() if k not in ATTENTION_META}
     clips, subjects = arrays.get("clip"), arrays.get("subject")

@@ -12,19 +12,17 @@ of the run the directory holds:
                            the earlier run's files and starts afresh;
   files but no run.json    an error: not a mer-jax work dir (never cleared).
 
-`atomic(path)` gives a temporary path beside `path` that replaces it when the
-write succeeded, so a reader never sees half a file. Every file the report writes
-goes through it.
+Every file the report writes goes through `mer_jax.files.atomic`, so a reader
+never sees half a file.
 """
 
-import contextlib
 import dataclasses
 import datetime
 import json
-import os
 import pathlib
 import shutil
-import tempfile
+
+from mer_jax import files
 
 MANIFEST = "run.json"
 LOCK = ".lock"
@@ -33,29 +31,6 @@ CHECKPOINTS = "checkpoints"
 RESUMABLE_KEYS = ("train.checkpoint_every", "train.checkpoint_keep")
 # What a run writes besides the files the manifest lists (cleared by `force` too).
 RUN_ENTRIES = (CHECKPOINTS, "weights")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-@contextlib.contextmanager
-def atomic(path):
-    """Yields a temporary path in `path`'s directory (same suffix); renames it to `path` if
-    the block succeeds, removes it otherwise."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 -> what open() would have given
-    try:
-        yield pathlib.Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text(path, text: str) -> None:
-    with atomic(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 @dataclasses.dataclass
@@ -80,7 +55,7 @@ class WorkDir:
 
     def close(self) -> None:
         if self._lock is not None:
-            self._lock.close()  # releases the flock
+            self._lock.release()
             self._lock = None
 
     def __enter__(self):
@@ -95,9 +70,10 @@ def open_workdir(path, config: dict, *, force: bool = False, log=print) -> WorkD
     path = pathlib.Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"work dir {path} is a file, not a directory")
+    lock = files.Lock(path / LOCK, f"work dir {path} is in use by a running sweep", wait=False)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        lock = _lock(path)
+        lock.acquire()  # released by WorkDir.close
     except PermissionError:
         raise PermissionError(f"work dir {path} is not writable") from None
     try:
@@ -116,29 +92,8 @@ def open_workdir(path, config: dict, *, force: bool = False, log=print) -> WorkD
             _write_manifest(path, config, "running", [])
         return workdir
     except BaseException:
-        lock.close()
+        lock.release()
         raise
-
-
-def _lock(path: pathlib.Path):
-    """An exclusive flock on <path>/.lock, held until the returned file closes."""
-    handle = open(path / LOCK, "a+")
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): no protection against a second sweep
-        return handle
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise ValueError(f"work dir {path} is in use by a running sweep ({holder})") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}\n")
-    handle.flush()
-    return handle
 
 
 def _read_manifest(path: pathlib.Path) -> dict | None:
@@ -161,7 +116,7 @@ def _write_manifest(path: pathlib.Path, config: dict, status: str, outputs: list
         "outputs": outputs,
         "config": config,
     }
-    write_text(path / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+    files.write_text(path / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def _refuse_foreign_files(path: pathlib.Path) -> None:

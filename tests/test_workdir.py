@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mer_jax import cli, report
+from mer_jax import cli, files, report
 from mer_jax import workdir as workdir_lib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def test_a_new_dir_is_created_locked_and_records_a_running_run(tmp_path):
         manifest = json.loads((path / "run.json").read_text())
         assert manifest["status"] == "running" and manifest["config"] == CONFIG
         # A second sweep in the same dir (another open file description) is refused.
-        with pytest.raises(ValueError, match=r"in use by a running sweep \(pid \d+\)"):
+        with pytest.raises(ValueError, match=r"in use by a running sweep \(pid \d+ on "):
             _open(path)
     with _open(path) as again:  # closed: the lock is free; the run was interrupted
         assert again.resuming
@@ -88,7 +88,7 @@ def test_atomic_writes_leave_the_old_file_whole_when_a_write_fails(tmp_path):
     path = tmp_path / "results.json"
     report.write_results_json({"a": 1}, path)
     with pytest.raises(RuntimeError):
-        with workdir_lib.atomic(path) as tmp:
+        with files.atomic(path) as tmp:
             tmp.write_text('{"a": 2, "trunc')
             raise RuntimeError("disk full")
     assert json.loads(path.read_text()) == {"a": 1}

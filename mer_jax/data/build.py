@@ -24,7 +24,7 @@ import tensorflow_datasets as tfds
 
 import data_builders
 from data_builders import fingerprint
-from mer_jax import cli
+from mer_jax import cli, files
 from mer_jax.data import describe
 
 RECORD = f"{fingerprint.OWN_PREFIX}build.json"
@@ -164,14 +164,15 @@ def build(builder, *, manual_dir=None, force: bool = False, wait: bool = True, l
     Builds `builder`'s dataset (array_record) unless it was built from the same
     manual-dir files by the same builder (see the module docstring), or with
     `force`. Holds the dataset's lock while it compares and builds; `wait=False`
-    raises `fingerprint.LockHeld` if another build holds it.
+    raises `files.LockHeld` if another build holds it.
     """
     name = f"{builder.name}/{builder.builder_config.name}"
     manual = check_manual_dir(manual_dir) if manual_dir else None
     reads_manual = bool(getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None))
     target = Path(builder.data_dir)
     lock = target.parent / f".{target.name}.mer_jax.lock"
-    with fingerprint.Lock(lock, f"{name} in {target.parent}", log, wait=wait):
+    what = f"{name} in {target.parent} is being built by another process"
+    with files.Lock(lock, what, log, wait=wait):
         _recover(target, log)
         wanted = {
             "builder": builder_fingerprint(builder),
@@ -189,7 +190,7 @@ def build(builder, *, manual_dir=None, force: bool = False, wait: bool = True, l
         built = _prepare(builder, manual, target, log)
         wanted["built"] = datetime.datetime.now().isoformat(timespec="seconds")
         text = json.dumps(wanted, indent=1)
-        fingerprint.write_atomic(target / RECORD, lambda f: f.write(text.encode()))
+        files.write_text(target / RECORD, text)
     return built, False
 
 

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from mer_jax import label_schemes
+from mer_jax import files, label_schemes
 from mer_jax.label_schemes import text
 from mer_jax.preprocess import representations
 
@@ -301,7 +301,6 @@ def _cached(key: CacheKey, n: int) -> tuple[np.ndarray | None, str]:
 def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> np.ndarray:
     """The representation of every clip, from the cache when the same settings ran before on
     the same stored dataset with the same preprocessing code."""
-    from data_builders import fingerprint
 
     name = builder.info.full_name
     key = _cache_key(builder, split, spec)
@@ -322,7 +321,7 @@ def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> 
         if out is None:
             out = np.zeros((len(source), *x.shape), x.dtype)
         out[i] = x
-    fingerprint.write_atomic(key.path, lambda f: np.save(f, out))
+    files.write_bytes(key.path, lambda f: np.save(f, out))
     for path in stale:
         path.unlink(missing_ok=True)
     if stale:

@@ -4,8 +4,6 @@ import hashlib
 import os
 import shutil
 
-import pytest
-
 from data_builders import fingerprint
 
 
@@ -103,34 +101,3 @@ def test_stored_digest_is_of_content_and_memoised(tmp_path, monkeypatch):
     shard = copy / "casme2-train.array_record-00000-of-00001"
     shard.write_bytes(b"x" * 99 + b"y")
     assert fingerprint.stored(copy, memo) != first
-
-
-def test_write_atomic_never_leaves_half_a_file(tmp_path):
-    path = tmp_path / "cache" / "inputs.npy"
-    fingerprint.write_atomic(path, lambda f: f.write(b"old"))
-
-    def fails(f):
-        f.write(b"half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fingerprint.write_atomic(path, fails)
-    assert path.read_bytes() == b"old"
-    assert os.listdir(path.parent) == ["inputs.npy"]  # no temporary file left
-
-
-def test_lock_names_its_holder(tmp_path):
-    lines = []
-    path = tmp_path / "x.lock"
-    with fingerprint.Lock(path, "casme2/cropped_112", lines.append):
-        holder = path.read_text()
-        assert f"pid {os.getpid()}" in holder
-        with pytest.raises(fingerprint.LockHeld) as info:
-            with fingerprint.Lock(path, "casme2/cropped_112", lines.append, wait=False):
-                pass
-        message = str(info.value)
-        assert "casme2/cropped_112 is being built by another process" in message
-        assert holder.strip() in message and str(path) in message
-    with fingerprint.Lock(path, "casme2/cropped_112", lines.append, wait=False):
-        pass  # released
-    assert lines == []
