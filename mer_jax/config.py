@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import ml_collections
 
+from mer_jax.config_defaults import base
 from mer_jax.errors import UserError
 
 
@@ -141,138 +142,9 @@ def flatten(config, prefix: str = "") -> dict:
     return out
 
 
-def base() -> ml_collections.ConfigDict:
-    """Every key a sweep reads, with defaults; experiment files start here and override."""
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    # Data section.
-    c.dataset = "synthetic_me/casme2"
-    c.data_dir = ""  # '' = TFDS_DATA_DIR or ~/tensorflow_datasets
-    c.protocol = "loso"
-    # Model input (mer_jax/preprocess/representations.py): the view of each clip a model reads.
-    c.input = _input()
-    # Model section.
-    c.model = "micro_attention"
-    c.model_kwargs = ml_collections.ConfigDict()  # keyword arguments of the model's `Model`
-    # Initialisation: '' (random) or a weights file the model's `load_pretrained` reads
-    # (AMAN: a torchvision ResNet-18 state_dict as .npz).
-    c.init = ml_collections.ConfigDict({"pretrained": ""})
-    c.train = _train()
-    c.augment = _augment()
-    c.optimizer = _optimizer()
-    # Report section (mer_jax/report.py).
-    c.report = _report()
-    return c
-
-
-def _input() -> ml_collections.ConfigDict:
-    """The model input section (`c.input`)."""
-    return ml_collections.ConfigDict(
-        {
-            "representation": "apex",  # apex | evm_apex | flow | aman_stack | flow_sequence
-            "image_size": 224,
-            "channels": 1,
-            # ground_truth | ground_truth_else_mid_clip | mid_clip | interframe_diff
-            "apex": "ground_truth",
-            "label_scheme": "",  # '' = the builder's labels; else mer_jax.label_schemes
-            "flow_method": "tvl1",  # tvl1 | tvl1_jax | farneback | dis
-            "num_frames": 20,  # flow_sequence: flows per clip; aman_stack: TIM frames
-            "factors": (1, 2, 3, 4, 5, 6, 7, 8, 9),  # aman_stack magnification factors
-            # aman_stack: a learned-magnifier .npz (mer_jax/magnifier/model.py, Oh et al. 2018);
-            # '' = Eulerian magnification against the onset (the fallback).
-            "magnifier_checkpoint": "",
-            # evm_apex: Eulerian magnification, band as fractions of Nyquist (mer_jax/preprocess/evm.py).
-            # lambda_c 16: the MIT reference's baby example; its face example's 80 leaves
-            # frames under ~120 px almost unmagnified.
-            "evm": {
-                "alpha": 15.0,
-                "low": 0.1,
-                "high": 0.4,
-                "fps": 200.0,
-                "filter": "ideal",
-                "lambda_c": 16.0,
-            },
-        }
-    )
-
-
-def _train() -> ml_collections.ConfigDict:
-    """The training section (`c.train`)."""
-    return ml_collections.ConfigDict(
-        {
-            "epochs": 30,
-            "batch_size": 10,
-            "balance": True,  # class resampling to the largest class (seed 000)
-            "epochs_per_call": 1,
-            "dtype": "float32",
-            "fold_strategy": "auto",  # auto | vmap | map | loop (engine.resolve_strategy)
-            "step_loop": "auto",  # auto | scan | python
-            "fold_group": 1,  # folds per lax.map group with fold_strategy='map'
-            # How convolutions compute (same results): auto | xla | gemm. 'auto' is
-            # 'gemm' (patches x batched GEMM, mer_jax.models.layers) where per-fold weights are
-            # vmapped on GPU/TPU, else 'xla' (engine.resolve_conv_impl).
-            "conv_impl": "auto",
-            # Models with a frozen trunk (AMAN): run it once per clip, train the head on
-            # the cached features (identical for every fold; no pixel augmentation then).
-            "cache_frozen_trunk": True,
-            # vmap/map: folds per compiled call; 0 = as many as fit in device memory
-            # (engine.max_folds_per_call). The fold axis is sharded over all local devices.
-            "folds_per_call": 0,
-            # Checkpoints in <workdir>/checkpoints (engine.Checkpointer): after the call that
-            # reaches every `checkpoint_every` epochs (0: only at the end and on Ctrl-C),
-            # the last `checkpoint_keep` kept. They change no result: a resume may alter them.
-            "checkpoint_every": 10,
-            "checkpoint_keep": 2,
-            # One more model trained on every subject, in the same program as the folds
-            # (its epochs as long as theirs); exported as 'all subjects', never evaluated.
-            "final_model": False,
-        }
-    )
-
-
-def _augment() -> ml_collections.ConfigDict:
-    """On-device augmentation (`c.augment`, engine.Augment)."""
-    return ml_collections.ConfigDict(
-        {
-            "crop_size": ml_collections.config_dict.placeholder(int),
-            "crop_mode": "random",
-            "flip": False,
-            "flip_sign": ml_collections.config_dict.placeholder(tuple),  # (-1.0, 1.0) for flow
-            "color_shift": 0.0,
-            "rotate_deg": 0.0,
-            "prob": 0.5,
-        }
-    )
-
-
-def _optimizer() -> ml_collections.ConfigDict:
-    """The optimizer section (`c.optimizer`, engine.make_optimizer)."""
-    return ml_collections.ConfigDict(
-        {
-            "name": "sgd",
-            "lr": 1e-3,
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-            "schedule": "step",  # constant | step | plateau (on the training loss)
-            "decay_every_epochs": 10,
-            "decay_rate": 0.1,
-            "patience": 20,  # epochs without improvement, schedule 'plateau'
-        }
-    )
-
-
-def _report() -> ml_collections.ConfigDict:
-    """The report section (`c.report`)."""
-    return ml_collections.ConfigDict(
-        {
-            # Attention maps of held-out examples (the model's `out` dict, final weights,
-            # float16) for attention_maps.npz / .png: examples kept per class, 0 = off.
-            # Memory grows with the kept examples only (sweep.select_heldout).
-            "attention_maps": 2,
-            # Regex on the `out` leaf names to keep ('' = every leaf, features included).
-            "attention_keys": "attention|mask$|weights$|affinity$",
-        }
-    )
+def seeds_of(config) -> tuple[int, ...]:
+    """The seeds a sweep runs: `seeds`, or (`seed`,) when it is empty."""
+    return tuple(int(s) for s in config.seeds) or (int(config.seed),)
 
 
 # ---------------------------------------------------------------------------
@@ -358,6 +230,14 @@ def rules() -> dict[str, Rule]:
     positive, count = integer(1), integer(0)
     return {
         "seed": integer(0, 2**32 - 1),
+        "seeds": Rule(
+            lambda v: (
+                isinstance(v, tuple | list)
+                and all(_is_int(x) and 0 <= x < 2**32 for x in v)
+                and len(set(v)) == len(v)
+            ),
+            "a tuple of distinct integers in [0, 2**32 - 1] (() = (seed,))",
+        ),
         "dataset": _dataset_rule(data_builders.BUILDER_MODULES),
         "data_dir": TEXT,  # and not a file (check)
         "protocol": choice(protocols.PROTOCOLS),
@@ -377,7 +257,8 @@ def rules() -> dict[str, Rule]:
         "input.evm.filter": choice(evm.FILTERS),
         "input.evm.lambda_c": number(0, open_low=True),
         "model": choice(models.MODELS),
-        "init.pretrained": TEXT,  # '' or a file, for a model that loads weights (check)
+        "init.pretrained": TEXT,  # '', a work dir or a file the model loads (check)
+        "init.freeze": Rule(_is_regex, "a regular expression (Python re)"),
         "train.epochs": positive,
         "train.batch_size": positive,
         "train.balance": BOOL,
@@ -392,6 +273,9 @@ def rules() -> dict[str, Rule]:
         "train.folds_per_call": count,
         "train.checkpoint_every": count,
         "train.checkpoint_keep": positive,
+        "train.validation_subjects": count,  # not with protocol 'holdout' (check)
+        "train.validation_fraction": number(0, 1, open_low=True, open_high=True),
+        "train.early_stopping": count,  # > 0 needs a validation split (check)
         "augment.crop_size": optional(positive),  # and <= input.image_size (check)
         "augment.crop_mode": choice(("random", "corners")),  # engine/augment.py _crop_origin
         "augment.flip": BOOL,
@@ -538,13 +422,47 @@ def _check_across(config, spec) -> None:
         raise _bad("augment.crop_size", crop, f"an integer <= input.image_size {i.image_size}")
     if config.data_dir and os.path.isfile(os.path.expanduser(config.data_dir)):
         raise UserError(f"config key 'data_dir': {config.data_dir!r} is a file, not a directory")
-    for key, path in (
-        ("init.pretrained", config.init.pretrained),
-        ("input.magnifier_checkpoint", i.magnifier_checkpoint),
-    ):
-        full = os.path.expanduser(path)
-        if path and not os.path.isfile(full):
-            what = "is a directory, not a file" if os.path.isdir(full) else "does not exist"
-            raise UserError(f"config key {key!r}: {path!r} {what}")
-    if config.init.pretrained and spec.load_pretrained is None:
-        raise UserError(f"config key 'init.pretrained': model {spec.name} loads no weights")
+    full = os.path.expanduser(i.magnifier_checkpoint)
+    if i.magnifier_checkpoint and not os.path.isfile(full):
+        what = "is a directory, not a file" if os.path.isdir(full) else "does not exist"
+        raise _bad("input.magnifier_checkpoint", i.magnifier_checkpoint, f"a file ({what})")
+    _check_validation(config)
+    _check_pretrained(config.init.pretrained, spec)
+
+
+def _check_validation(config) -> None:
+    """Validation splits: where they come from, and what needs one."""
+    t = config.train
+    holdout = config.protocol == "holdout"
+    if holdout and t.validation_subjects:
+        raise _bad(
+            "train.validation_subjects", t.validation_subjects,
+            "0 with protocol 'holdout' (its held-out split is the validation split: "
+            "train.validation_fraction)",
+        )  # fmt: skip
+    if t.early_stopping and not (holdout or t.validation_subjects):
+        raise _bad(
+            "train.early_stopping", t.early_stopping,
+            "0 without a validation split (set train.validation_subjects, or protocol 'holdout')",
+        )  # fmt: skip
+
+
+def _check_pretrained(path: str, spec) -> None:
+    """'' , a finished sweep's work dir (weights/export.json), or a file the model reads."""
+    if not path:
+        return
+    full = os.path.expanduser(path)
+    if os.path.isdir(full):
+        if not os.path.isfile(os.path.join(full, "weights", "export.json")):
+            raise UserError(
+                f"config key 'init.pretrained': {path!r} is a directory without exported weights "
+                "(weights/export.json): run the pre-training sweep with --workdir there first"
+            )
+        return
+    if not os.path.isfile(full):
+        raise UserError(f"config key 'init.pretrained': {path!r} does not exist")
+    if spec.load_pretrained is None:
+        raise UserError(
+            f"config key 'init.pretrained': model {spec.name} reads no weight files "
+            "(a pre-training sweep's work dir works for every model)"
+        )

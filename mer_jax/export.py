@@ -37,6 +37,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import uuid
@@ -55,6 +56,12 @@ WEIGHTS = "weights"
 META = "export.json"
 STATE = "state"
 _TMP_PREFIX = ".weights.tmp-"
+
+
+def is_final_model(name: str) -> bool:
+    """Whether fold name `name` is a final model: FINAL_MODEL, or 'FINAL_MODEL (seed S)' when a
+    sweep ran several seeds (`sweep.Sweep.row_names`)."""
+    return re.fullmatch(re.escape(FINAL_MODEL) + r"( \(seed \d+\))?", name) is not None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,8 +65,11 @@ def select_folds(exported: export.Exported, fold: str | None) -> tuple[list[int]
                 "its weights are not a trained model"
             )
         return [names.index(fold)], f"fold model {fold}"
-    if export.FINAL_MODEL in names and export.FINAL_MODEL not in diverged:
-        return [names.index(export.FINAL_MODEL)], f"the final model ({export.FINAL_MODEL})"
+    finals = [i for i, n in enumerate(names) if export.is_final_model(n) and n not in diverged]
+    if len(finals) == 1:
+        return finals, f"the final model ({names[finals[0]]})"
+    if finals:  # one per seed
+        return finals, f"mean of {len(finals)} final models (one per seed)"
     chosen = [i for i, name in enumerate(names) if name not in diverged]
     if not chosen:
         raise errors.UserError("every fold of the export diverged: no model to predict with")

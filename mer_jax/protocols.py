@@ -1,9 +1,11 @@
 """Evaluation protocols as fold tables the engine consumes.
 
-A fold table is data, not a code path: for F folds over N samples it holds a
-(F, N) training mask, a (F, N) test mask and the name of what each fold holds
-out. A sample in neither mask of a fold takes no part in it, so every protocol
-below is a table over one pooled sample list, whatever else that list holds.
+A fold table (splits.FoldTable, re-exported here with check_no_leakage and
+LeakageError) is data, not a code path: for F folds over N samples it holds a
+(F, N) training mask, a (F, N) test mask, optionally a (F, N) validation mask,
+and the name of what each fold holds out. A sample in no mask of a fold takes
+no part in it, so every protocol below is a table over one pooled sample list,
+whatever else that list holds.
 
 The sample list is arrays over its N samples (as `data.Dataset` holds them):
   subjects  ids unique across datasets: 'casme2/sub01', 'samm/006', 'smic/s1'
@@ -26,8 +28,18 @@ Protocols (config key 'protocol'; `make_folds(protocol, subjects, **arrays)`):
                         S, test on all of target T, S, T among smic_hs,
                         smic_vis, smic_nir, casme2 (fold 'Exp.7: C->H', ...).
   cdmer, cdmer_type1, cdmer_type2   all 12 tasks, tasks 1-6, tasks 7-12.
+  holdout               one fold 'validation': trains on every sample but a
+                        class-stratified split of whole subjects (splits.py),
+                        tests on it and validates on it (`validation_is_test`):
+                        seed 000 Sec. 4.1 pre-trains on pooled macro-expression
+                        datasets with 1/10 held out (validation_fraction 0.1),
+                        seed 001 Sec. 4.1.1 keeps 20% for validation (0.2).
+                        Options validation_fraction (default 0.1) and seed
+                        (default 0) draw the split; any label scheme.
 Cross-dataset tables (hde*, cdmer*) set `per_fold_metrics`: each fold is its
 own experiment, scored on its own (a sample may be tested in several folds).
+A table may also hold each fold's validation split (`FoldTable.val_mask`): the
+holdout split, or `FoldTable.with_validation` (inner validation subjects).
 """
 
 from __future__ import annotations
@@ -44,8 +56,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mer_jax import label_schemes
+from mer_jax import label_schemes, splits
 from mer_jax.errors import UserError
+from mer_jax.splits import FoldTable, check_no_leakage
+from mer_jax.splits import LeakageError as LeakageError  # re-exported
+from mer_jax.splits import validation_split as validation_split  # re-exported
 
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
 MEGC2019_LIST = "megc2019_combined_3class_gt.csv"
@@ -57,91 +72,11 @@ SAMPLE_ARRAYS = {
     "clips": "the samples' clip ids, data.Dataset.clips ('casme2/sub01/EP02_01f')",
     "labels": "the samples' class indices, data.Dataset.labels",
 }
-OPTIONS = ("class_names", "clip_list", "label_mismatch")
-
-
-class LeakageError(RuntimeError):
-    """A held-out sample (or its subject) reached a fold's training set."""
+OPTIONS = ("class_names", "clip_list", "label_mismatch", "validation_fraction", "seed")
 
 
 class ProtocolWarning(UserWarning):
     """The sample list disagrees with a protocol's reference list (a label, say)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class FoldTable:
-    """Which samples each fold trains and tests on.
-
-    `names[f]` says what fold f holds out (a subject id for LOSO, 'Exp.7: C->H'
-    for a CDMER task). `notes`: what building the table found worth reporting
-    (labels that disagree with an official list). `per_fold_metrics`: each
-    fold is a separate experiment (HDE, CDMER); report metrics per fold rather
-    than over predictions pooled across folds.
-    """
-
-    names: tuple[str, ...]
-    train_mask: np.ndarray  # (F, N) bool
-    test_mask: np.ndarray  # (F, N) bool
-    notes: tuple[str, ...] = ()
-    per_fold_metrics: bool = False
-
-    @property
-    def num_folds(self) -> int:
-        return len(self.names)
-
-    @property
-    def num_samples(self) -> int:
-        return self.train_mask.shape[1]
-
-    def test_indices(self) -> tuple[np.ndarray, np.ndarray]:
-        """Held-out indices padded to a static width: (F, T_max) int32 and a validity mask."""
-        counts = self.test_mask.sum(axis=1)
-        width = max(int(counts.max()), 1)
-        idx = np.zeros((self.num_folds, width), np.int32)
-        valid = np.zeros((self.num_folds, width), bool)
-        for f in range(self.num_folds):
-            members = np.flatnonzero(self.test_mask[f])
-            idx[f, : len(members)] = members
-            valid[f, : len(members)] = True
-        return idx, valid
-
-    def select(self, folds: Sequence[int]) -> FoldTable:
-        """A table of only `folds` (in that order)."""
-        folds = list(folds)
-        return dataclasses.replace(
-            self,
-            names=tuple(self.names[f] for f in folds),
-            train_mask=self.train_mask[folds],
-            test_mask=self.test_mask[folds],
-        )
-
-
-def check_no_leakage(table: FoldTable, subjects: Sequence[str]) -> None:
-    """Raise LeakageError if any fold trains on a test sample or on a test sample's subject."""
-    subjects = np.asarray(subjects)
-    if table.train_mask.shape != table.test_mask.shape or table.train_mask.shape[1] != len(
-        subjects
-    ):
-        raise ValueError(
-            f"fold table masks {table.train_mask.shape}/{table.test_mask.shape} do not match "
-            f"{len(subjects)} samples"
-        )
-    for f, name in enumerate(table.names):
-        train, test = table.train_mask[f], table.test_mask[f]
-        if not test.any():
-            raise ValueError(f"fold {f} ({name}) has no test samples")
-        if not train.any():
-            raise ValueError(f"fold {f} ({name}) has no training samples")
-        overlap = np.flatnonzero(train & test)
-        if overlap.size:
-            raise LeakageError(
-                f"fold {f} ({name}) trains on its own test samples, e.g. index {overlap[0]}"
-            )
-        shared = np.intersect1d(subjects[train], subjects[test])
-        if shared.size:
-            raise LeakageError(
-                f"fold {f} ({name}) trains on held-out subject(s) {shared.tolist()[:5]}"
-            )
 
 
 def _text(values) -> np.ndarray:
@@ -443,6 +378,23 @@ _CDMER_DOC = (
 )
 
 
+def holdout(
+    subjects: np.ndarray, *, labels: np.ndarray, validation_fraction: float = 0.1, seed=0
+) -> FoldTable:
+    """One fold 'validation': a stratified split of whole subjects holding about
+    `validation_fraction` of the samples (splits.validation_split, drawn with `seed`) is
+    tested on and validated on; every other sample trains (seed 000 Sec. 4.1: 1/10 held
+    out; seed 001 Sec. 4.1.1: 20%)."""
+    split = splits.validation_split(
+        subjects, labels, np.ones(len(subjects), bool), seed=seed, fraction=validation_fraction
+    )
+    table = FoldTable(
+        ("validation",), ~split[None], split[None], val_mask=split[None], validation_is_test=True
+    )
+    check_no_leakage(table, subjects)
+    return table
+
+
 # ----------------------------------------------------------------------------
 # The registry.
 
@@ -517,6 +469,14 @@ def _registry() -> dict[str, Protocol]:
             "objective_5class",
             "seed 000 HDE: CASME II -> SAMM and SAMM -> CASME II, one fold each",
         ),
+        Protocol(
+            "holdout",
+            holdout,
+            ("labels",),
+            None,
+            "one fold: a class-stratified split of whole subjects (validation_fraction of the "
+            "samples) tests and validates, the rest trains",
+        ),
     ]
     for task in HDE_TASKS:
         name = "hde_" + task[0].replace("->", "_to_")
@@ -556,7 +516,8 @@ def make_folds(protocol: str, subjects: Sequence[str], **info) -> FoldTable:
     """The fold table of `protocol` (config key 'protocol') over samples' `subjects`.
 
     `info`: the other sample arrays (datasets, clips, labels) and options
-    (class_names, clip_list, label_mismatch); see Protocol.__call__.
+    (class_names, clip_list, label_mismatch, validation_fraction, seed); see
+    Protocol.__call__.
     """
     if protocol not in PROTOCOLS:
         raise UserError(
@@ -567,7 +528,8 @@ def make_folds(protocol: str, subjects: Sequence[str], **info) -> FoldTable:
 
 def folds_of(protocol: str, samples, **options) -> FoldTable:
     """`make_folds` over a dataset's samples: a loaded `data.Dataset` or its `data.Metadata`
-    (their subjects, sources, clips, labels and class names), with `options` (label_mismatch)."""
+    (their subjects, sources, clips, labels and class names), with `options` (label_mismatch,
+    validation_fraction, seed; each protocol takes those it uses)."""
     return make_folds(
         protocol,
         samples.subjects,

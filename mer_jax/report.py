@@ -1,13 +1,27 @@
 """Writes a sweep's results into its work directory: JSON, Markdown summary, plots.
 
-The ``results`` dict is filled by the engine / CLI; its keys are ``model``,
-``dataset``, ``protocol``, ``num_folds``, ``class_names``, ``seed``,
-``metrics`` (pooled over all folds, see ``mer_jax.metrics``),
-``metrics_by_source``, ``folds``, ``timing``, ``device``, ``history``
-(optional), ``attention_maps`` (optional: which held-out attention maps
-attention_maps.npz holds), ``config`` and ``versions``. Every writer
-tolerates missing keys and NaN values ('n/a' in the Markdown, ``null`` in
-the JSON).
+The ``results`` dict is filled by the engine / CLI (``sweep.summarize``); its keys are
+``model``, ``dataset``, ``protocol``, ``num_folds``, ``class_names``, ``seed``,
+``metrics`` (pooled over all folds, see ``mer_jax.metrics``), ``metrics_by_source``,
+``folds``, ``timing``, ``device``, ``history`` (optional), ``attention_maps``
+(optional: which held-out attention maps attention_maps.npz holds), ``config`` and
+``versions``.
+
+Several seeds trained in one job add (all optional): ``seeds`` (``seed`` = seeds[0]);
+``per_seed`` (one dict per seed: ``seed``, ``metrics``, ``metrics_by_source``,
+``diverged_folds``, ``history``); ``metrics_sd`` and ``metrics_by_source_sd`` (sample sd
+over seeds of accuracy, uf1, uar, war, whose means ``metrics`` / ``metrics_by_source``
+then hold, ``aggregation`` = "mean over seeds"); a ``seed`` in every ``folds``,
+``diverged_folds`` and ``predictions`` entry. A validation split adds ``validation``
+(kind "holdout" | "inner", subjects_per_fold, fraction, early_stopping, monitor), per fold
+``validation_subjects``, ``best_epoch``, ``stopped_epoch``, and ``val_loss`` /
+``val_accuracy`` in ``history``; ``init`` (pretrained, loaded_leaves, fresh_leaves,
+frozen) says where the initial weights came from. ``write_report`` adds
+``seed_spread`` (the seeds.png figure, or why it could not be drawn).
+
+Every writer tolerates missing keys and NaN values ('n/a' in the Markdown, ``null`` in
+the JSON). The Markdown lives in ``mer_jax.report_markdown``; its public names are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -23,12 +37,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mer_jax import files
-
-MISSING = "n/a"
-FINAL_EPOCH_NOTE = (
-    "Reported metrics are from the final epoch of a fixed training schedule "
-    "(no model selection on held-out subjects)."
+from mer_jax.report_markdown import DRAWN_AS as DRAWN_AS
+from mer_jax.report_markdown import FINAL_EPOCH_NOTE as FINAL_EPOCH_NOTE
+from mer_jax.report_markdown import (
+    HEADLINE_KEYS,
+    as_list,
+    is_missing,
+    map_kind,
+    seed_list,
+    write_summary_markdown,
 )
+from mer_jax.report_markdown import MISSING as MISSING
+from mer_jax.report_markdown import format_mean_sd as format_mean_sd
+from mer_jax.report_markdown import format_number as format_number
+from mer_jax.report_markdown import summary_markdown as summary_markdown
 
 
 def to_plain_json(value):
@@ -60,247 +82,6 @@ def write_results_json(results: dict, path) -> None:
     """Writes ``results`` as indented strict JSON (see ``to_plain_json``)."""
     text = json.dumps(to_plain_json(results), indent=2, allow_nan=False)
     files.write_text(path, text + "\n")
-
-
-# ---------------------------------------------------------------------------
-# Markdown summary.
-# ---------------------------------------------------------------------------
-
-
-def _is_missing(value) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(np.isnan(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def format_number(value, digits: int = 4) -> str:
-    """``value`` with ``digits`` decimals; 'n/a' for None, NaN or a non-number."""
-    if _is_missing(value):
-        return MISSING
-    try:
-        return f"{float(value):.{digits}f}"
-    except (TypeError, ValueError):
-        return MISSING
-
-
-def _format_cell(value) -> str:
-    """A config / timing / device value as a Markdown table cell."""
-    if _is_missing(value):
-        return MISSING
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        text = f"{value:.6g}"
-    elif isinstance(value, list | tuple | np.ndarray):
-        text = ", ".join(_format_cell(item) for item in value)
-    else:
-        text = str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _as_list(value) -> list:
-    """``list(value)``, with None as []; safe for NumPy arrays (no truth-value test)."""
-    return [] if value is None else list(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _metric_cells(metrics: Mapping) -> list[str]:
-    return [
-        format_number(metrics.get("accuracy")),
-        format_number(metrics.get("uf1")),
-        format_number(metrics.get("uar")),
-        format_number(metrics.get("war")),
-        _format_cell(metrics.get("num_samples")),
-    ]
-
-
-def _absent_note(absent: Sequence[str], where: str) -> str:
-    return (
-        f"**Absent from the ground truth{where}:** {', '.join(map(str, absent))}. These classes are "
-        "excluded from the UAR/UF1 averages (MEGC convention); predictions of them still "
-        "count as errors."
-    )
-
-
-def summary_markdown(results: Mapping) -> str:
-    """The human-readable summary of a sweep, as Markdown text."""
-    metrics = results.get("metrics") or {}
-    class_names = _as_list(results.get("class_names")) or _as_list(metrics.get("class_names"))
-    lines = _headline_markdown(results, metrics, class_names)
-    lines += _sources_markdown(results.get("metrics_by_source") or {})
-    lines += _per_class_markdown(metrics, class_names)
-    lines += _attention_markdown(results.get("attention_maps") or {})
-    lines += _folds_markdown(_as_list(results.get("folds")))
-    lines += _history_markdown(results.get("history") or {})
-    timing, device = results.get("timing") or {}, results.get("device") or {}
-    items = [*timing.items(), *device.items()]
-    lines += _items_markdown("Timing and device", ["Item", "Value"], items)
-    lines += _items_markdown("Config", ["Key", "Value"], (results.get("config") or {}).items())
-    versions = (results.get("versions") or {}).items()
-    lines += _items_markdown("Versions", ["Package", "Version"], versions)
-    return "\n".join(lines) + "\n"
-
-
-def _headline_markdown(results: Mapping, metrics: Mapping, class_names: list) -> list[str]:
-    """Title, sweep facts and the pooled metrics (with the classes absent from the truth)."""
-    title = (
-        f"# {results.get('model', MISSING)} on {results.get('dataset', MISSING)} "
-        f"({results.get('protocol', MISSING)})"
-    )
-    lines = [
-        title,
-        "",
-        f"Folds: {_format_cell(results.get('num_folds'))} · "
-        f"samples: {_format_cell(metrics.get('num_samples'))} · "
-        f"seed: {_format_cell(results.get('seed'))} · "
-        f"classes: {', '.join(class_names) or MISSING}",
-        "",
-        f"_{FINAL_EPOCH_NOTE}_",
-        "",
-        "## Metrics (predictions pooled over all folds)",
-        "",
-        *_table(["Acc", "UF1", "UAR", "WAR", "N"], [_metric_cells(metrics)]),
-    ]
-    pooled_absent = _as_list(metrics.get("absent_classes"))
-    if pooled_absent:
-        lines += ["", _absent_note(pooled_absent, "")]
-    diverged = [f"{d['subject']} (epoch {d['epoch']})" for d in results.get("diverged_folds", [])]
-    if diverged:
-        lines += ["", f"**Incomplete**: diverged folds {', '.join(diverged)} are not pooled."]
-    return lines
-
-
-def _sources_markdown(by_source: Mapping) -> list[str]:
-    if not by_source:
-        return []
-    rows = [
-        [
-            _format_cell(source),
-            *_metric_cells(by_source[source]),
-            ", ".join(map(str, _as_list(by_source[source].get("absent_classes")))) or "-",
-        ]
-        for source in sorted(by_source)
-    ]
-    lines = [
-        "",
-        "## Per source",
-        "",
-        *_table(["Source", "Acc", "UF1", "UAR", "WAR", "N", "Absent classes"], rows),
-    ]
-    for source in sorted(by_source):
-        absent = _as_list(by_source[source].get("absent_classes"))
-        if absent:
-            lines += ["", _absent_note(absent, f" of {source}")]
-    return lines
-
-
-def _per_class_markdown(metrics: Mapping, class_names: list) -> list[str]:
-    per_class = metrics.get("per_class") or {}
-    if not per_class:
-        return []
-    pooled_absent = _as_list(metrics.get("absent_classes"))
-    rows = []
-    for name in class_names or list(per_class):
-        stats = per_class.get(name, {})
-        rows.append(
-            [
-                _format_cell(name) + (" (absent)" if name in pooled_absent else ""),
-                _format_cell(stats.get("support")),
-                format_number(stats.get("precision")),
-                format_number(stats.get("recall")),
-                format_number(stats.get("f1")),
-            ]
-        )
-    header = ["Class", "Support", "Precision", "Recall", "F1"]
-    return ["", "## Per class (pooled)", "", *_table(header, rows)]
-
-
-def _folds_markdown(folds: list) -> list[str]:
-    if not folds:
-        return []
-    rows = [
-        [
-            _format_cell(fold.get("fold")),
-            _format_cell(fold.get("subject")),
-            _format_cell(fold.get("num_train")),
-            _format_cell(fold.get("num_test")),
-            format_number(fold.get("accuracy")),
-            format_number(fold.get("final_train_loss")),
-        ]
-        for fold in folds
-    ]
-    header = ["Fold", "Subject", "n_train", "n_test", "Accuracy", "Final train loss"]
-    return ["", "## Per fold", "", *_table(header, rows)]
-
-
-def _history_markdown(history: Mapping) -> list[str]:
-    epochs = _as_list(history.get("epoch"))
-    if not epochs:
-        return []
-    columns = [key for key in history if key != "epoch"]
-    rows = []
-    for i, epoch in enumerate(epochs):
-        cells = [_format_cell(epoch)]
-        for key in columns:
-            series = _as_list(history.get(key))
-            cells.append(format_number(series[i] if i < len(series) else None))
-        rows.append(cells)
-    title = "## History (monitoring only, not used to pick an epoch)"
-    return ["", title, "", *_table(["Epoch", *columns], rows)]
-
-
-def _items_markdown(title: str, header: list[str], items) -> list[str]:
-    """A two-column section of (key, value) `items`; nothing when there are none."""
-    rows = [[_format_cell(key), _format_cell(value)] for key, value in items]
-    if not rows:
-        return []
-    return ["", f"## {title}", "", *_table(header, rows)]
-
-
-def _attention_markdown(record: Mapping) -> list[str]:
-    """The summary's attention-map section: the figure, and how each saved map is drawn."""
-    maps = record.get("maps") or {}
-    if not record:
-        return []
-    lines = ["", "## Attention maps (held-out examples, final weights)", ""]
-    if record.get("figure"):
-        lines += [f"![attention maps]({record['figure']})", ""]
-    if record.get("figure_error"):
-        lines += [f"The figure could not be drawn: {record['figure_error']}", ""]
-    lines.append(
-        f"{_format_cell(record.get('num_examples'))} held-out examples (up to "
-        f"{_format_cell(record.get('per_class'))} per class, each from the fold that holds "
-        f"it out) in `{record.get('file', MISSING)}`."
-    )
-    rows, skipped = [], []
-    for name, info in maps.items():
-        shape = tuple(_as_list((info or {}).get("shape")))
-        kind = map_kind(shape)
-        rows.append([_format_cell(name), " x ".join(map(str, shape)) or "scalar", DRAWN_AS[kind]])
-        if kind == "skip":
-            skipped.append(name)
-    if rows:
-        lines += ["", *_table(["Map", "Shape per example", "Drawn as"], rows)]
-    if skipped:
-        lines += [
-            "",
-            f"**Not drawn:** {', '.join(skipped)} (rank 0 or above 4 per example: no picture "
-            "for it here; the values are in the .npz).",
-        ]
-    return lines
-
-
-def write_summary_markdown(results: dict, path) -> None:
-    """Writes ``summary_markdown(results)`` to ``path``."""
-    files.write_text(path, summary_markdown(results))
 
 
 # ---------------------------------------------------------------------------
@@ -354,30 +135,6 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], path, *, title: str = 
 # ---------------------------------------------------------------------------
 # Attention maps of held-out examples.
 # ---------------------------------------------------------------------------
-DRAWN_AS = {
-    "bars": "bars (one per entry)",
-    "matrix": "heat map",
-    "spatial": "overlay on the input (channel mean)",
-    "spatial_frames": "overlay on the input (middle frame, channel mean)",
-    "skip": "not drawn",
-}
-
-
-def map_kind(shape) -> str:
-    """How a map of per-example `shape` is drawn (generic over the models' `out` dicts).
-
-    Rank 1, 'bars': weights over channels, magnification factors or frames (seed 001
-    channel attention, seed 003 alpha / beta, seed 004 temporal weights). Rank 2,
-    'matrix': a heat map (seed 002's K x D proposal attention, seed 003's frames x
-    factors, seed 004's t x t affinity). Rank 3 (h, w, c), 'spatial': the channel
-    mean over the input (seed 000 masks, seed 001 spatial attention). Rank 4
-    (t, h, w, c), 'spatial_frames': the same for the middle frame (seed 004's
-    masks). Anything else (or an empty axis), 'skip'.
-    """
-    shape = tuple(int(n) for n in shape)
-    if not shape or 0 in shape or len(shape) > 4:
-        return "skip"
-    return {1: "bars", 2: "matrix", 3: "spatial", 4: "spatial_frames"}[len(shape)]
 
 
 def spatial_map(value) -> np.ndarray:
@@ -432,7 +189,7 @@ def plot_attention_maps(
     heat maps, 1-D weights as bars, one colour / value range per map over the rows drawn
     (in its column title). `maps[name]` is (M, ...). Returns the names not drawn.
     """
-    count = len(next(iter(maps.values()))) if maps else len(_as_list(inputs))
+    count = len(next(iter(maps.values()))) if maps else len(as_list(inputs))
     labels = np.zeros(count, int) if labels is None else np.asarray(labels)
     rows = _example_rows(labels, per_class) if count else []
     drawn = [name for name in maps if map_kind(np.shape(maps[name])[1:]) != "skip"]
@@ -503,6 +260,74 @@ def plot_attention_maps(
 
 
 # ---------------------------------------------------------------------------
+# Spread over seeds.
+# ---------------------------------------------------------------------------
+SPREAD_METRICS = (("uf1", "UF1"), ("uar", "UAR"), ("accuracy", "Acc"), ("war", "WAR"))
+
+
+def _float_or_nan(value) -> float:
+    return math.nan if is_missing(value) else float(value)
+
+
+def plot_seed_spread(
+    per_seed: Sequence[Mapping], path, *, mean=None, sd=None, title: str = ""
+) -> None:
+    """Saves a 150 dpi PNG: for UF1, UAR, Acc and WAR, each seed's value (``per_seed[i]
+    ['metrics']``) as a point, beside the mean with a ± sd bar (``mean`` / ``sd`` dicts,
+    by default the mean and sample sd (ddof=1) of the points)."""
+    figure = Figure(figsize=(6.4, 4.2))
+    FigureCanvasAgg(figure)  # Attaches the Agg canvas; no pyplot state is touched.
+    axes = figure.add_subplot()
+    offsets = np.linspace(-0.12, 0.12, len(per_seed)) if len(per_seed) > 1 else np.zeros(1)
+    for x, (key, _) in enumerate(SPREAD_METRICS):
+        values = np.array([_float_or_nan((e.get("metrics") or {}).get(key)) for e in per_seed])
+        finite = values[np.isfinite(values)]
+        centre = _float_or_nan((mean or {}).get(key, np.mean(finite) if finite.size else None))
+        spread = (sd or {}).get(key, np.std(finite, ddof=1) if finite.size > 1 else None)
+        spread = _float_or_nan(spread)
+        label = "seeds" if x == 0 else None
+        axes.scatter(x - 0.15 + offsets, values, s=18, alpha=0.7, color="tab:blue", label=label)
+        axes.errorbar(
+            x + 0.25, centre, yerr=0.0 if math.isnan(spread) else spread, fmt="_", ms=14,
+            capsize=5, color="black", label="mean ± sd" if x == 0 else None,
+        )  # fmt: skip
+        axes.annotate(
+            format_mean_sd(centre, spread, 3), (x + 0.25, centre), xytext=(6, 0),
+            textcoords="offset points", fontsize=7, va="center",
+        )  # fmt: skip
+    axes.set_xticks(range(len(SPREAD_METRICS)), labels=[name for _, name in SPREAD_METRICS])
+    axes.set_xlim(-0.6, len(SPREAD_METRICS) + 0.1)
+    axes.set_ylabel("score")
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(loc="best", fontsize=8)
+    axes.set_title(title or f"{len(per_seed)} seeds")
+    figure.tight_layout()
+    with files.atomic(path) as tmp:
+        figure.savefig(tmp, dpi=150, format="png")
+
+
+def write_seed_spread(results: Mapping, workdir, heading: str = "") -> dict:
+    """Draws seeds.png (``plot_seed_spread``) and returns ``results['seed_spread']``:
+    ``{"figure": "seeds.png"}``, or ``{"figure": None, "figure_error": ...}`` when it cannot
+    be drawn (a file that cannot be written still fails)."""
+    per_seed = [entry or {} for entry in as_list(results.get("per_seed"))]
+    record = {"figure": "seeds.png"}
+    try:
+        plot_seed_spread(
+            per_seed,
+            pathlib.Path(workdir) / record["figure"],
+            mean={k: v for k, v in (results.get("metrics") or {}).items() if k in HEADLINE_KEYS},
+            sd=results.get("metrics_sd"),
+            title=f"{heading}: {len(per_seed)} seeds" if heading else "",
+        )
+    except OSError:  # the figure could not be written: the command fails
+        raise
+    except Exception as err:  # a figure that cannot be drawn must not lose the results
+        record = {"figure": None, "figure_error": f"{type(err).__name__}: {err}"}
+    return record
+
+
+# ---------------------------------------------------------------------------
 # Everything at once.
 # ---------------------------------------------------------------------------
 ATTENTION_META = ("index", "fold", "clip", "subject", "label", "prediction", "input")
@@ -535,7 +360,7 @@ def write_attention_maps(results: dict, arrays: Mapping[str, np.ndarray], workdi
             inputs=arrays.get("input"),
             labels=arrays.get("label"),
             predictions=arrays.get("prediction"),
-            class_names=_as_list(results.get("class_names")),
+            class_names=as_list(results.get("class_names")),
             captions=captions,
             per_class=int(record.get("per_class") or 2),
         )
@@ -553,7 +378,8 @@ def write_report(
     """Writes results.json, summary.md and confusion_matrix.png into ``workdir``.
 
     Also confusion_matrix_<source>.png per source when ``metrics_by_source``
-    has more than one source, and attention_maps.npz / .png when
+    has more than one source, seeds.png (the spread over seeds, ``write_seed_spread``)
+    when ``per_seed`` holds two seeds or more, and attention_maps.npz / .png when
     ``attention_maps`` holds the held-out maps (``write_attention_maps``).
     Returns the paths keyed by file stem.
     """
@@ -566,19 +392,25 @@ def write_report(
         paths["attention_maps"] = workdir / record["file"]
         if record["figure"]:
             paths["attention_maps_figure"] = workdir / record["figure"]
+    heading = f"{results.get('model', '')} on {results.get('dataset', '')}".strip()
+    if len(as_list(results.get("per_seed"))) > 1:
+        record = write_seed_spread(results, workdir, heading)
+        results = {**results, "seed_spread": record}
+        if record["figure"]:
+            paths["seeds"] = workdir / record["figure"]
     write_results_json(results, paths["results"])
     write_summary_markdown(results, paths["summary"])
 
     metrics = results.get("metrics") or {}
-    class_names = _as_list(metrics.get("class_names")) or _as_list(results.get("class_names"))
-    heading = f"{results.get('model', '')} on {results.get('dataset', '')}".strip()
+    class_names = as_list(metrics.get("class_names")) or as_list(results.get("class_names"))
+    num_seeds = len(seed_list(results))
     if metrics.get("confusion_matrix") is not None:
         paths["confusion_matrix"] = workdir / "confusion_matrix.png"
         plot_confusion_matrix(
             metrics["confusion_matrix"],
             class_names,
             paths["confusion_matrix"],
-            title=f"{heading} (pooled)",
+            title=f"{heading} (pooled" + (f" over {num_seeds} seeds)" if num_seeds > 1 else ")"),
         )
     by_source = results.get("metrics_by_source") or {}
     if len(by_source) > 1:
@@ -590,7 +422,7 @@ def write_report(
             paths[stem] = workdir / f"{stem}.png"
             plot_confusion_matrix(
                 source_metrics["confusion_matrix"],
-                _as_list(source_metrics.get("class_names")) or class_names,
+                as_list(source_metrics.get("class_names")) or class_names,
                 paths[stem],
                 title=f"{heading}: {source}",
             )

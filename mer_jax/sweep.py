@@ -21,8 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mer_jax
-from mer_jax import cli, data, engine, export, metrics, models, protocols, report
+from mer_jax import cli, data, engine, errors, export, finetune, models, protocols, report
 from mer_jax import config as config_lib
+from mer_jax import results as results_lib
 from mer_jax import workdir as workdir_lib
 from mer_jax.models import weights
 
@@ -49,8 +50,9 @@ def run(config, workdir=None, *, force: bool = False, progress: bool = True, log
 def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict:
     """The sweep's phases, in order (see `run`)."""
     start = time.perf_counter()
-    dataset, table, schedule, folds, codes = load_folds(config, log=log, progress=progress)
-    setup = build_training(config, schedule, len(dataset.class_names), log=log)
+    sweep = load_folds(config, log=log, progress=progress)
+    dataset = sweep.dataset
+    setup = build_training(config, sweep.schedule, dataset, log=log)
     checkpointer = None
     if wd is not None:
         if wd.resuming:
@@ -59,46 +61,53 @@ def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict
         checkpointer = engine.Checkpointer(
             wd.checkpoints, train_config.checkpoint_every, train_config.checkpoint_keep, log=log
         )
-    if config.train.final_model:
-        folds = engine.with_final_model(folds, config.seed)
     try:
         trained, aug, trunk = train(
-            config, dataset, table, schedule, folds, codes, setup,
-            progress=progress, log=log, checkpointer=checkpointer,
-        )  # fmt: skip
+            config, sweep, setup, progress=progress, log=log, checkpointer=checkpointer
+        )
     finally:
         if checkpointer is not None:
             checkpointer.close()
-    out = protocol_folds(trained, table.num_folds)
-    if np.all(out.diverged_epoch >= 0):
+    protocol = trained.select(sweep.protocol_rows())
+    if np.all(protocol.diverged_epoch >= 0):
         raise ValueError(
             f"every fold's training loss turned non-finite (the first in epoch "
-            f"{int(out.diverged_epoch.min()) + 1}): nothing to evaluate; lower 'optimizer.lr'?"
+            f"{int(protocol.diverged_epoch.min()) + 1}): nothing to evaluate; lower 'optimizer.lr'?"
         )
-    # Predictions pooled over folds -> metrics.
-    results = summarize(config, dataset, table, out)
+    # Predictions pooled over folds -> metrics, seed by seed, then over seeds.
+    per_seed = [
+        results_lib.seed_results(config, dataset, sweep.tables[i], trained.select(rows), seed)
+        for i, (seed, rows) in enumerate(zip(sweep.seeds, sweep.seed_rows()))
+    ]
+    results = {**header(config, dataset, sweep.tables[0]), **results_lib.combine(per_seed, dataset)}
+    if setup.initial.variables is not None or setup.frozen:
+        results["init"] = {**setup.initial.record, "frozen": setup.frozen}
+    if sweep.validation:
+        results["validation"] = validation_record(config)
     if config.train.final_model:
-        final = int(trained.diverged_epoch[-1])
-        results["final_model"] = {
+        finals = [int(trained.diverged_epoch[r]) for r in sweep.final_rows()]
+        finals = [None if e < 0 else e + 1 for e in finals]
+        results["final_model"] = {  # per seed when several ran
             "name": export.FINAL_MODEL,
-            "diverged_epoch": None if final < 0 else final + 1,
+            "diverged_epoch": finals[0] if len(finals) == 1 else finals,
         }
-    maps, record = attention_maps(config, dataset, out, aug)
+    maps, record = attention_maps(config, dataset, trained.select(sweep.seed_rows()[0]), aug)
     if record:
         results["attention_maps"] = record
-    results["engine"]["conv_impl"] = config.model_kwargs.get("conv_impl", setup.conv_impl)
+    results["engine"] = engine_record(
+        trained, config.model_kwargs.get("conv_impl", setup.conv_impl)
+    )
     results["timing"] = {
-        "compile_s": out.compile_s,
-        "train_s": out.train_s,
-        "images_per_s": out.images_seen / max(out.train_s, 1e-9),
+        "compile_s": trained.compile_s,
+        "train_s": trained.train_s,
+        "images_per_s": trained.images_seen / max(trained.train_s, 1e-9),
         "total_s": time.perf_counter() - start,
     }
     if wd is not None:
         paths = report.write_report(results, wd.path, attention_maps=maps)
         log(f"wrote {wd.path}/: {', '.join(sorted(p.name for p in paths.values()))}")
-        names = [*table.names, export.FINAL_MODEL][: len(trained.diverged_epoch)]
         exported = export.write(
-            wd.path, trained.state, names, config, dataset.class_names, dataset,
+            wd.path, trained.state, sweep.row_names(), config, dataset.class_names, dataset,
             aug=aug, trunk_variables=trunk, diverged_epoch=trained.diverged_epoch,
         )  # fmt: skip
         log(f"exported every fold's weights to {exported}/ (for `mer-jax predict`)")
@@ -106,29 +115,90 @@ def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict
     return results
 
 
-def protocol_folds(out: engine.FoldsOutput, num_folds: int) -> engine.FoldsOutput:
-    """`out` without the final model (`train.final_model`): the protocol's folds only, so its
-    metrics, history and maps are exactly those of the same sweep without it."""
-    if len(out.diverged_epoch) == num_folds:
-        return out
-    maps = None if out.maps is None else {k: v[:num_folds] for k, v in out.maps.items()}
-    return dataclasses.replace(
-        out,
-        logits=out.logits[:num_folds],
-        test_idx=out.test_idx[:num_folds],
-        test_valid=out.test_valid[:num_folds],
-        train_loss=out.train_loss[:, :num_folds],
-        heldout_pred_history=out.heldout_pred_history[:, :num_folds],
-        diverged_epoch=out.diverged_epoch[:num_folds],
-        maps=maps,
-        maps_pos=None if out.maps_pos is None else out.maps_pos[:num_folds],
-        maps_valid=None if out.maps_valid is None else out.maps_valid[:num_folds],
-    )
+def header(config, dataset: data.Dataset, table: protocols.FoldTable) -> dict:
+    """The results keys that say what ran (results.json, before the scores)."""
+    return {
+        "model": config.model,
+        "dataset": config.dataset,
+        "protocol": config.protocol,
+        "num_folds": table.num_folds,
+        "class_names": list(dataset.class_names),
+        "device": engine.device_info(),
+        "config": config_lib.flatten(config),
+        "versions": {
+            "mer_jax": mer_jax.__version__,
+            "jax": jax.__version__,
+            "flax": __import__("flax").__version__,
+        },
+    }
 
 
-def load_folds(config, *, log=print, progress: bool = True):
-    """Data (builder -> tfds.data_source -> model inputs) and the protocol's fold table, checked
-    for leakage, with its static schedule: (dataset, table, schedule, folds, subject codes)."""
+def validation_record(config) -> dict:
+    """results.json `validation`: where the validation splits came from and what used them."""
+    holdout = config.protocol == "holdout"
+    return {
+        "kind": "holdout" if holdout else "inner",
+        "subjects_per_fold": None if holdout else config.train.validation_subjects,
+        "fraction": config.train.validation_fraction if holdout else None,
+        "early_stopping": config.train.early_stopping,
+        "plateau": config.optimizer.schedule == "plateau",
+        "monitor": "validation loss",
+    }
+
+
+def engine_record(out: engine.FoldsOutput, conv_impl: str) -> dict:
+    return {
+        "fold_strategy": out.strategy,
+        "step_loop": out.step_loop,
+        "fold_groups": list(out.fold_groups),
+        "layout": out.layout,
+        "conv_impl": conv_impl,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """The data and folds of a sweep: `seeds` blocks of rows on the fold axis, each the
+    protocol's folds of `tables[i]` (with that seed's validation splits), then the seed's
+    final model with `train.final_model`."""
+
+    dataset: data.Dataset
+    tables: list  # protocols.FoldTable per seed
+    seeds: tuple[int, ...]
+    schedule: engine.Schedule
+    folds: engine.Folds
+    codes: np.ndarray
+    final_model: bool
+    validation: bool
+
+    @property
+    def rows_per_seed(self) -> int:
+        return self.tables[0].num_folds + int(self.final_model)
+
+    def seed_rows(self) -> list[np.ndarray]:
+        """Each seed's protocol folds' rows."""
+        size, num_folds = self.rows_per_seed, self.tables[0].num_folds
+        return [i * size + np.arange(num_folds) for i in range(len(self.seeds))]
+
+    def protocol_rows(self) -> np.ndarray:
+        return np.concatenate(self.seed_rows())
+
+    def final_rows(self) -> list[int]:
+        size = self.rows_per_seed
+        return [i * size + size - 1 for i in range(len(self.seeds))] if self.final_model else []
+
+    def row_names(self) -> list[str]:
+        """Every row's name: the fold's, then the final model's, ' (seed S)' after each when
+        several seeds ran (the export's fold names)."""
+        names = [*self.tables[0].names, *([export.FINAL_MODEL] if self.final_model else [])]
+        if len(self.seeds) == 1:
+            return names
+        return [f"{n} (seed {s})" for s in self.seeds for n in names]
+
+
+def load_folds(config, *, log=print, progress: bool = True) -> Sweep:
+    """Data (builder -> tfds.data_source -> model inputs) and the protocol's fold table, with
+    each seed's validation splits, checked for leakage, and the static schedule."""
     dataset = data.load(
         config.dataset,
         config.input,
@@ -137,21 +207,30 @@ def load_folds(config, *, log=print, progress: bool = True):
         progress=progress,
         default_label_scheme=protocols.label_scheme_of(config.protocol),
     )
-    table = protocols.folds_of(config.protocol, dataset)
+    seeds = config_lib.seeds_of(config)
+    table = protocols.folds_of(
+        config.protocol, dataset,
+        validation_fraction=config.train.validation_fraction, seed=seeds[0],
+    )  # fmt: skip
     for note in table.notes:
         log(f"{config.protocol}: {note}")
-    schedule, folds, codes = engine.prepare(
-        table,
-        dataset.subjects,
-        dataset.labels,
-        len(dataset.class_names),
-        batch_size=config.train.batch_size,
-        balance=config.train.balance,
-        epochs=config.train.epochs,
-        seed=config.seed,
-        epochs_per_call=config.train.epochs_per_call,
+    t = config.train
+    tables = engine.seed_tables(
+        table, dataset.subjects, dataset.labels, seeds, t.validation_subjects
     )
-    return dataset, table, schedule, folds, codes
+    validation = bool(tables[0].validation().any())
+    monitoring = engine.monitoring(
+        config.optimizer, validation=validation, early_stopping=t.early_stopping
+    )
+    schedule, folds, codes = engine.prepare(
+        tables, dataset.subjects, dataset.labels, len(dataset.class_names),
+        batch_size=t.batch_size, balance=t.balance, epochs=t.epochs, seeds=seeds,
+        epochs_per_call=t.epochs_per_call, final_model=t.final_model,
+        validation_subjects=t.validation_subjects, monitoring=monitoring,
+    )  # fmt: skip
+    if len(seeds) > 1:
+        log(f"{len(seeds)} seeds {list(seeds)} x {table.num_folds} folds: one fold axis")
+    return Sweep(dataset, tables, seeds, schedule, folds, codes, t.final_model, validation)
 
 
 class Training(NamedTuple):
@@ -162,32 +241,33 @@ class Training(NamedTuple):
     tx: object
     aug: engine.Augment
     conv_impl: str
-    initial: object  # pretrained variables, or None
+    initial: finetune.Initial  # pretrained leaves (or None) and what results.json says
+    frozen: list  # the frozen modules' names
 
 
-def build_training(config, schedule: engine.Schedule, num_classes: int, *, log=print) -> Training:
+def build_training(config, schedule: engine.Schedule, dataset, *, log=print) -> Training:
     """Model, optimizer, augmentation and initial weights of `config` (keys: config.check)."""
     conv_impl = engine.resolve_conv_impl(config.train.conv_impl, config.train.fold_strategy)
     model = models.build(
         config.model,
-        num_classes,
+        len(dataset.class_names),
         dtype=engine.DTYPES[config.train.dtype],
         **{"conv_impl": conv_impl, **config.model_kwargs},
     )
     spec = models.spec(config.model)
-    tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch, frozen=spec.frozen)
-    initial = None
-    if config.init.pretrained:
-        initial = spec.load_pretrained(model, config.init.pretrained)
-        log(f"initial weights from {config.init.pretrained}")
     aug = engine.Augment(**config.augment)
-    return Training(spec, model, tx, aug, conv_impl, initial)
+    size = aug.crop_size or min(dataset.images.shape[-3:-1])
+    example = (*dataset.images.shape[1:-3], size, size, dataset.images.shape[-1])
+    initial = finetune.initial_weights(config, model, spec, dataset.class_names, example, log=log)
+    params = finetune.template_of(model, example)["params"]
+    frozen, frozen_names = finetune.frozen_rule(config.init.freeze, spec, params)
+    if config.init.freeze:
+        log(f"init.freeze: {len(frozen_names)} modules frozen: {', '.join(frozen_names)}")
+    tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch, frozen=frozen)
+    return Training(spec, model, tx, aug, conv_impl, initial, frozen_names)
 
 
-def train(
-    config, dataset, table, schedule, folds, codes, setup: Training, *, progress, log,
-    checkpointer=None,
-):  # fmt: skip
+def train(config, sweep: Sweep, setup: Training, *, progress, log, checkpointer=None):
     """Arrays on device, once (every fold indexes into them), then every fold trained:
     (engine.FoldsOutput, the augmentation it trained with, the frozen trunk's variables).
 
@@ -195,7 +275,9 @@ def train(
     images and only the head trains, without augmentation; the trunk's variables
     (None without) complete each fold's head into the full model (`export.write`).
     """
-    images, model, initial, aug = jnp.asarray(dataset.images), setup.model, setup.initial, setup.aug
+    dataset, schedule, folds = sweep.dataset, sweep.schedule, sweep.folds
+    images, model, aug = jnp.asarray(dataset.images), setup.model, setup.aug
+    initial = setup.initial.variables
     trunk = None
     if config.train.cache_frozen_trunk and setup.spec.trains_head_only(model):
         parts = setup.spec.trunk_head
@@ -204,17 +286,22 @@ def train(
             parts, model, images, initial, config.seed, log=log, variables=split
         )
         aug, trunk = engine.Augment(), split[0]
-    arrays = engine.Data(images, jnp.asarray(dataset.labels), jnp.asarray(codes))
+    arrays = engine.Data(images, jnp.asarray(dataset.labels), jnp.asarray(sweep.codes))
     log(
-        f"{config.model} on {config.dataset}: {table.num_folds} {config.protocol} folds, "
-        f"{schedule.steps_per_epoch} steps x batch {schedule.batch_size} per fold-epoch, "
-        f"{schedule.epochs} epochs"
+        f"{config.model} on {config.dataset}: {sweep.tables[0].num_folds} {config.protocol} "
+        f"folds, {schedule.steps_per_epoch} steps x batch {schedule.batch_size} per "
+        f"fold-epoch, {schedule.epochs} epochs"
     )
     maps = None
-    if config.report.attention_maps > 0:
+    if config.report.attention_maps > 0:  # of the first seed's folds
+        first = sweep.seed_rows()[0]
         pos, valid = select_heldout(
-            folds.test_idx, folds.test_valid, dataset.labels, int(config.report.attention_maps)
-        )
+            np.asarray(folds.test_idx)[first], np.asarray(folds.test_valid)[first],
+            dataset.labels, int(config.report.attention_maps),
+        )  # fmt: skip
+        rows = len(folds.key)
+        pos = np.pad(pos, ((0, rows - len(first)), (0, 0)))
+        valid = np.pad(valid, ((0, rows - len(first)), (0, 0)))
         maps = engine.Maps(pos, valid, keys=config.report.attention_keys)
     log(f"compiling the training program ({config.train.fold_strategy} fold strategy) ...")
     bars = []
@@ -225,8 +312,11 @@ def train(
             tqdm(total=schedule.epochs, unit="epoch", desc="all folds", disable=not progress)
         )
 
-    def on_epoch(epochs_done, fold_losses):
-        bars[0].set_postfix(loss=f"{float(np.mean(fold_losses)):.3f}")
+    def on_epoch(epochs_done, fold_losses, fold_val_losses):
+        shown = {"loss": f"{float(np.mean(fold_losses)):.3f}"}
+        if sweep.validation:
+            shown["val_loss"] = f"{float(np.nanmean(fold_val_losses)):.3f}"
+        bars[0].set_postfix(shown)
         bars[0].update(epochs_done - bars[0].n)
 
     layout = engine.Layout(
@@ -284,33 +374,6 @@ def frozen_trunk_features(
     )
     head_initial = head_vars if initial is not None else None
     return features, parts.head_of(model), head_initial
-
-
-def _scored(out: engine.FoldsOutput, f: int) -> np.ndarray:
-    """Fold f's test positions that are scored: valid ones, none if the fold diverged."""
-    return out.test_valid[f] & (out.diverged_epoch[f] < 0)
-
-
-def pooled_probabilities(out: engine.FoldsOutput) -> np.ndarray:
-    """(M, K) float32 class probabilities (`export.softmax`) of the predictions of
-    `pooled_predictions`, in the same order."""
-    probs = [export.softmax(out.logits[f][_scored(out, f)]) for f in range(out.logits.shape[0])]
-    return np.concatenate(probs)
-
-
-def pooled_predictions(out: engine.FoldsOutput):
-    """(sample index, fold, predicted class) of every held-out prediction, fold by fold.
-
-    Diverged folds (`out.diverged_epoch` >= 0) predict nothing: their weights are
-    those of an interrupted training, so the pooled metrics leave them out.
-    """
-    index, fold, pred = [], [], []
-    for f in range(out.logits.shape[0]):
-        valid = _scored(out, f)
-        index.append(out.test_idx[f][valid])
-        fold.append(np.full(valid.sum(), f))
-        pred.append(out.logits[f][valid].argmax(-1))
-    return np.concatenate(index), np.concatenate(fold), np.concatenate(pred)
 
 
 def select_heldout(test_idx, test_valid, labels, per_class: int):
@@ -398,103 +461,19 @@ def attention_maps(config, dataset: data.Dataset, out, aug: engine.Augment):
     return arrays, record
 
 
-def summarize(config, dataset: data.Dataset, table: protocols.FoldTable, out) -> dict:
-    """The results dict (see report.py) of a finished sweep."""
-    index, fold, pred = pooled_predictions(out)
-    y_true = dataset.labels[index]
-    sources = dataset.sources[index]
-    pooled = metrics.pooled_metrics(y_true, pred, dataset.class_names, groups=sources)
-    folds = []
-    for f, name in enumerate(table.names):
-        mine, diverged = fold == f, int(out.diverged_epoch[f])
-        folds.append(
-            {
-                "fold": f,
-                "subject": name,
-                "num_train": int(table.train_mask[f].sum()),
-                "num_test": int(np.sum(out.test_valid[f])),
-                "accuracy": float(np.mean(pred[mine] == y_true[mine])) if mine.any() else None,
-                "final_train_loss": float(out.train_loss[-1, f]),
-            }
-        )
-        if diverged >= 0:  # counted from 1, like the history's epochs
-            folds[-1]["diverged_epoch"] = diverged + 1
-        if table.per_fold_metrics and diverged < 0:
-            folds[-1]["metrics"] = metrics.classification_metrics(
-                y_true[mine], pred[mine], dataset.class_names
-            )
-    summary = pooled["overall"]
-    if table.per_fold_metrics:
-        # Cross-dataset tasks (HDE, CDMER) are scored one task at a time; the headline is
-        # their mean (a sample may be tested by several tasks, so pooling would double count).
-        keys = ("accuracy", "uf1", "uar", "war")
-        scored = [f for f in folds if "metrics" in f]
-        summary = {k: float(np.mean([f["metrics"][k] for f in scored])) for k in keys}
-        summary["aggregation"] = "mean over folds"
-        summary["absent_classes"] = sorted(
-            {c for f in scored for c in f["metrics"]["absent_classes"]}
-        )
-    summary["complete"] = not np.any(out.diverged_epoch >= 0)
-    # Held-out UAR after each evaluation: a learning curve, never used to pick a model.
-    heldout_uar = []
-    for preds in out.heldout_pred_history:
-        p = np.concatenate([preds[f][_scored(out, f)] for f in range(len(preds))])
-        heldout_uar.append(metrics.classification_metrics(y_true, p, dataset.class_names)["uar"])
-    per_call = config.train.epochs_per_call
-    healthy = out.diverged_epoch < 0  # the mean training loss of the folds that trained on
-    healthy_loss = (
-        out.train_loss[:, healthy].mean(axis=1) if healthy.any() else out.train_loss[:, 0]
-    )
-    by_source = pooled["by_group"] if len(set(sources.tolist())) > 1 else {}
-    return {
-        "model": config.model,
-        "dataset": config.dataset,
-        "protocol": config.protocol,
-        "num_folds": table.num_folds,
-        "class_names": list(dataset.class_names),
-        "seed": config.seed,
-        "metrics": summary,
-        "metrics_by_source": by_source,
-        "folds": folds,
-        "diverged_folds": [
-            {"fold": f["fold"], "subject": f["subject"], "epoch": f["diverged_epoch"]}
-            for f in folds
-            if "diverged_epoch" in f
-        ],
-        "predictions": {
-            "clip": dataset.clips[index].tolist(),
-            "subject": dataset.subjects[index].tolist(),
-            "label": y_true.tolist(),
-            "pred": pred.tolist(),
-            "prob": pooled_probabilities(out).tolist(),
-        },
-        "history": {
-            "epoch": [per_call * (i + 1) for i in range(len(heldout_uar))],
-            "train_loss": healthy_loss[per_call - 1 :: per_call].tolist(),
-            "heldout_uar": heldout_uar,
-        },
-        "engine": {
-            "fold_strategy": out.strategy,
-            "step_loop": out.step_loop,
-            "fold_groups": list(out.fold_groups),
-            "layout": out.layout,
-        },
-        "device": engine.device_info(),
-        "config": config_lib.flatten(config),
-        "versions": {
-            "mer_jax": mer_jax.__version__,
-            "jax": jax.__version__,
-            "flax": __import__("flax").__version__,
-        },
-    }
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `mer-jax sweep` to `subparsers`."""
     p = subparsers.add_parser("sweep", help=cli.help_of("sweep"))
     p.add_argument("config", help="experiments/<file>.py, optionally :ARG for get_config(ARG)")
-    p.add_argument("--workdir", help="where results go (default runs/<config name>)")
+    p.add_argument(
+        "--workdir",
+        help="where results go (default runs/<config path under experiments/>[-ARG])",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument(
+        "--seeds", type=int, metavar="N",
+        help="run seeds seed .. seed+N-1 in one job (config key 'seeds')",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--force", action="store_true", help="discard the run the work dir holds and start afresh"
@@ -518,11 +497,24 @@ def _enable_compilation_cache(path: str | None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+def default_workdir(spec: str) -> pathlib.Path:
+    """runs/<config path below experiments/, without .py>[-ARG]: 'experiments/a/b.py:x' ->
+    runs/a/b-x (a config outside experiments/: runs/<file name>[-ARG])."""
+    path, _, arg = spec.partition(":")
+    parts = pathlib.Path(path).with_suffix("").parts
+    below = parts[parts.index("experiments") + 1 :] if "experiments" in parts else parts[-1:]
+    name = pathlib.Path(*below)
+    return pathlib.Path("runs") / (f"{name}-{arg.replace(',', '-')}" if arg else name)
+
+
 def cmd_sweep(args) -> int:
     config = config_lib.load(args.config)
     config_lib.override(config, args.set or [])
-    stem = pathlib.Path(args.config.partition(":")[0]).stem
-    workdir = pathlib.Path(args.workdir or f"runs/{stem}")
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise errors.UserError(f"--seeds {args.seeds}: give a number of seeds >= 1")
+        config.seeds = tuple(range(config.seed, config.seed + args.seeds))
+    workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(args.config)
     _enable_compilation_cache(None if args.no_compile_cache else args.compile_cache)
     try:
         results = run(config, workdir, force=args.force, progress=not args.no_progress)
@@ -530,21 +522,40 @@ def cmd_sweep(args) -> int:
         print(f"mer-jax: {stop}", file=sys.stderr)
         return 130
     m, t = results["metrics"], results["timing"]
+    sd, by_source_sd = results.get("metrics_sd") or {}, results.get("metrics_by_source_sd") or {}
+    seeds = results.get("seeds") or [results.get("seed")]
+    over = f", mean ± sd over {len(seeds)} seeds" if len(seeds) > 1 else ""
     print(
         f"\n{results['model']} | {results['dataset']} | {results['protocol']} "
-        f"({results['num_folds']} folds)\n"
-        f"  Acc {m['accuracy']:.4f}  UF1 {m['uf1']:.4f}  UAR {m['uar']:.4f}  WAR {m['war']:.4f}\n"
+        f"({results['num_folds']} folds{over})\n"
+        f"  {_scores(m, sd, ('accuracy', 'uf1', 'uar', 'war'))}\n"
         f"  compile {t['compile_s']:.1f} s, train {t['train_s']:.1f} s "
         f"({t['images_per_s']:.0f} images/s) on {results['device']['device_kind']}"
     )
     for source, sm in results["metrics_by_source"].items():
-        print(f"  {source:>8}: Acc {sm['accuracy']:.4f}  UF1 {sm['uf1']:.4f}  UAR {sm['uar']:.4f}")
+        scores = _scores(sm, by_source_sd.get(source, {}), ("accuracy", "uf1", "uar"))
+        print(f"  {source:>8}: {scores}")
     if m["absent_classes"]:
         print(f"  classes absent from the ground truth: {m['absent_classes']}")
     if results.get("diverged_folds"):
-        named = ", ".join(f"{d['subject']} (epoch {d['epoch']})" for d in results["diverged_folds"])
+        named = ", ".join(
+            f"{d['subject']} (epoch {d['epoch']}{_seed_of(d, seeds)})"
+            for d in results["diverged_folds"]
+        )
         print(
             f"mer-jax: incomplete: folds {named} diverged; metrics pool the rest", file=sys.stderr
         )
         return 3
     return 0
+
+
+def _scores(m: dict, sd: dict, keys) -> str:
+    """'Acc 0.6100 ± 0.0300  UF1 ...' (± only where `sd` has the key)."""
+    names = {"accuracy": "Acc", "uf1": "UF1", "uar": "UAR", "war": "WAR"}
+    return "  ".join(
+        f"{names[k]} {m[k]:.4f}" + (f" ± {sd[k]:.4f}" if k in sd else "") for k in keys
+    )
+
+
+def _seed_of(diverged: dict, seeds: list) -> str:
+    return f", seed {diverged['seed']}" if len(seeds) > 1 and "seed" in diverged else ""

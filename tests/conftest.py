@@ -36,6 +36,8 @@ COMPILE_HEAVY = (
     "tests/data_builders/test_representation_configs.py",
     "tests/test_predict.py",
     "tests/test_cli.py",
+    "tests/test_finetune.py",
+    "tests/engine/test_monitor.py",
 )
 
 

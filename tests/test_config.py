@@ -14,7 +14,7 @@ from mer_jax import models
 from mer_jax.errors import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted((ROOT / "experiments").glob("*.py"))
+EXPERIMENTS = sorted((ROOT / "experiments").rglob("*.py"))
 TINY = f"{ROOT / 'experiments' / 'quickstart.py'}:tiny"
 
 
@@ -51,6 +51,11 @@ def test_every_experiment_and_documented_argument_passes_check():
         assert len(args) >= 2, f"{path.name}: no documented argument found"
         for arg in args:
             config = config_lib.load(f"{path}:{arg}" if arg else str(path))
+            if config.init.pretrained and not pathlib.Path(config.init.pretrained).exists():
+                # A fine-tuning config names its pre-training's work dir, not run here.
+                with pytest.raises(UserError, match="config key 'init.pretrained': .*runs/"):
+                    config_lib.check(config)
+                config.init.pretrained = ""
             config_lib.check(config)
             checked.append((path.name, arg))
     assert len(checked) >= 2 * len(EXPERIMENTS) >= 12, checked
@@ -81,6 +86,15 @@ BAD = [
     ("train.step_loop", "while", "one of ["),
     ("train.conv_impl", "cudnn", "one of ['auto', 'gemm', 'xla']"),
     ("seed", 2**32, "an integer in [0, 4294967295]"),
+    ("seeds", (0, 0), "a tuple of distinct integers"),
+    ("seeds", (-1,), "a tuple of distinct integers"),
+    ("seeds", 3, "a tuple of distinct integers"),
+    ("train.validation_subjects", -1, "an integer >= 0"),
+    ("train.validation_fraction", 1.0, "a number in (0, 1)"),
+    ("train.validation_fraction", 0.0, "a number in (0, 1)"),
+    ("train.early_stopping", -1, "an integer >= 0"),
+    ("train.early_stopping", 5, "0 without a validation split"),
+    ("init.freeze", "(", "a regular expression"),
     ("seed", -1, "an integer in [0, 4294967295]"),
     ("optimizer.lr", -0.01, "a number > 0"),
     ("optimizer.lr", 0.0, "a number > 0"),
@@ -195,9 +209,10 @@ def test_check_refuses_paths_of_the_wrong_kind(tmp_path):
     cases = [
         ({"data_dir": str(a_file)}, f"config key 'data_dir': {str(a_file)!r} is a file"),
         ({"init.pretrained": str(tmp_path / "no.npz")}, "config key 'init.pretrained': "),
-        ({"init.pretrained": str(tmp_path)}, "is a directory, not a file"),
-        ({"init.pretrained": str(a_file)}, "model micro_attention loads no weights"),
+        ({"init.pretrained": str(tmp_path)}, "is a directory without exported weights"),
+        ({"init.pretrained": str(a_file)}, "model micro_attention reads no weight files"),
         ({"input.magnifier_checkpoint": str(tmp_path / "m.npz")}, "does not exist"),
+        ({"input.magnifier_checkpoint": str(tmp_path)}, "is a directory, not a file"),
     ]
     for settings, message in cases:
         with pytest.raises(UserError, match=re.escape(message)):

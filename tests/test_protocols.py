@@ -1,14 +1,17 @@
-"""Fold tables (LOSO, MEGC 2019 CDE, seed 000 CDE/HDE, seed 002 CDMER) and the leakage check."""
+"""Fold tables (LOSO, MEGC 2019 CDE, seed 000 CDE/HDE, seed 002 CDMER, holdout), validation
+splits of whole subjects and the leakage check."""
 
 import collections
 import csv
 import importlib.resources
+import types
 import warnings
 
 import numpy as np
 import pytest
 
 from mer_jax import protocols
+from mer_jax.errors import UserError
 
 LIST = importlib.resources.files("mer_jax") / "resources" / "megc2019_combined_3class_gt.csv"
 MEGC = ("negative", "positive", "surprise")
@@ -390,3 +393,265 @@ def test_cde_reads_a_given_clip_list(tmp_path):
     tested = table.test_mask.any(0)
     assert sorted(clips[tested]) == ["samm/006/006_1_2", "smic/s1/s1_po_01"]
     np.testing.assert_array_equal(table.train_mask, table.test_mask[::-1])
+
+
+# ----------------------------------------------------------------------------
+# Validation splits of whole subjects (mer_jax/splits.py) and the holdout protocol.
+
+
+def _imbalanced(num_subjects=40, seed=0, class_p=(0.55, 0.25, 0.12, 0.08)):
+    """Subjects of 2..8 samples, each with its own skewed class mix; classes imbalanced."""
+    rng = np.random.default_rng(seed)
+    subjects, labels = [], []
+    for s in range(num_subjects):
+        size = int(rng.integers(2, 9))
+        mix = rng.dirichlet(4 * np.asarray(class_p))
+        labels += rng.choice(len(class_p), size=size, p=mix).tolist()
+        subjects += [f"macro/s{s:02d}"] * size
+    order = rng.permutation(len(subjects))
+    return np.array(subjects)[order], np.array(labels, np.int32)[order]
+
+
+def _whole_subjects(split, subjects, candidates):
+    """The split lies in the candidates and holds every candidate sample of its subjects."""
+    assert not np.any(split & ~candidates)
+    np.testing.assert_array_equal(split, candidates & np.isin(subjects, subjects[split]))
+
+
+def _share_error(split, labels, candidates, num_classes):
+    """L1 distance between the split's class shares and the candidates' class shares."""
+    share = lambda m: np.bincount(labels[m], minlength=num_classes) / m.sum()  # noqa: E731
+    return np.abs(share(split) - share(candidates)).sum()
+
+
+def test_validation_split_takes_count_whole_subjects_deterministically():
+    subjects, labels = _imbalanced()
+    candidates = subjects != "macro/s03"  # a LOSO fold's training samples
+    names = set(subjects[candidates])
+    for count in (1, 3, 7):
+        drawn = set()
+        for seed in (0, 1, 2, (5, 2), (5, 3)):
+            split = protocols.validation_split(subjects, labels, candidates, seed=seed, count=count)
+            _whole_subjects(split, subjects, candidates)
+            assert len(set(subjects[split])) == count
+            assert names - set(subjects[split])  # training subjects remain
+            again = protocols.validation_split(
+                subjects, labels, candidates.tolist(), seed=seed, count=count
+            )
+            np.testing.assert_array_equal(split, again)
+            drawn.add(tuple(sorted(set(subjects[split]))))
+        assert len(drawn) > 1, count  # different seeds, different splits
+    # count = all but one subject is allowed; the one left trains.
+    split = protocols.validation_split(subjects, labels, candidates, seed=0, count=len(names) - 1)
+    assert len(set(subjects[candidates & ~split])) == 1
+
+
+def test_validation_split_fraction_holds_that_share_of_the_samples():
+    subjects, labels = _imbalanced(seed=1)
+    every = np.ones(len(subjects), bool)
+    largest = max(collections.Counter(subjects.tolist()).values())
+    for fraction in (0.1, 0.2, 0.5):
+        for seed in range(5):
+            split = protocols.validation_split(
+                subjects, labels, every, seed=seed, fraction=fraction
+            )
+            _whole_subjects(split, subjects, every)
+            # Within one subject's samples of the requested share.
+            assert abs(split.mean() - fraction) <= largest / len(subjects)
+    # Near 1: still one training subject at least.
+    split = protocols.validation_split(subjects, labels, every, seed=0, fraction=0.999)
+    assert len(set(subjects[~split])) >= 1
+    # Two subjects and a tiny fraction: one of them validates, the other trains.
+    two = np.array(["a"] * 5 + ["b"] * 5)
+    split = protocols.validation_split(two, np.arange(10) % 2, two != "", seed=0, fraction=0.01)
+    assert len(set(two[split])) == 1 and len(set(two[~split])) == 1
+
+
+def test_validation_split_is_more_stratified_than_a_random_subject_draw():
+    subjects, labels = _imbalanced(num_subjects=40, seed=2)
+    candidates = ~np.isin(subjects, ["macro/s00", "macro/s01"])
+    names = np.unique(subjects[candidates])
+    total = candidates.sum()
+    rng = np.random.default_rng(123)
+    for count, fraction in ((5, None), (None, 0.2)):
+        ours, baseline = [], []
+        for seed in range(30):
+            split = protocols.validation_split(
+                subjects, labels, candidates, seed=seed, count=count, fraction=fraction
+            )
+            ours.append(_share_error(split, labels, candidates, 4))
+            order = rng.permutation(names)
+            if count is not None:
+                chosen = order[:count]
+            else:  # the random order's prefix holding closest to `fraction` of the samples
+                sizes = np.cumsum([np.sum(candidates & (subjects == s)) for s in order])
+                chosen = order[: int(np.argmin(np.abs(sizes[:-1] - fraction * total))) + 1]
+            baseline.append(
+                _share_error(candidates & np.isin(subjects, chosen), labels, candidates, 4)
+            )
+        assert np.mean(ours) < np.mean(baseline), (count, np.mean(ours), np.mean(baseline))
+
+
+def test_validation_split_errors_name_the_config_key_and_numbers():
+    subjects = np.array(["a", "a", "b", "c", "d"])
+    labels = np.array([0, 1, 0, 1, 0])
+    every = np.ones(5, bool)
+    split = protocols.validation_split
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(
+            UserError, match=rf"'train.validation_subjects': {bad!r} is not an integer >= 1"
+        ):
+            split(subjects, labels, every, seed=0, count=bad)
+    with pytest.raises(
+        UserError,
+        match=r"'train.validation_subjects': 4 validation subject\(s\) leave no training "
+        r"subject: the training samples hold 4 subject\(s\)",
+    ):
+        split(subjects, labels, every, seed=0, count=4)
+    with pytest.raises(UserError, match=r"hold 3 subject\(s\)"):
+        split(subjects, labels, subjects != "a", seed=0, count=5)
+    for bad in (0, 1, 1.5, -0.1, float("nan")):
+        with pytest.raises(
+            UserError, match=rf"'train.validation_fraction': {bad!r} is not in \(0, 1\)"
+        ):
+            split(subjects, labels, every, seed=0, fraction=bad)
+    with pytest.raises(UserError, match=r"'train.validation_fraction': 'x' is not a number"):
+        split(subjects, labels, every, seed=0, fraction="x")
+    with pytest.raises(
+        UserError,
+        match=r"'train.validation_fraction': a validation split of whole subjects needs at "
+        r"least 2 subjects, the samples hold 1",
+    ):
+        split(subjects, labels, subjects == "a", seed=0, fraction=0.5)
+    with pytest.raises(ValueError, match="give count or fraction"):
+        split(subjects, labels, every, seed=0)
+    with pytest.raises(ValueError, match="give count or fraction"):
+        split(subjects, labels, every, seed=0, count=1, fraction=0.5)
+
+
+def test_with_validation_moves_whole_training_subjects_per_fold():
+    subjects, labels = _imbalanced(num_subjects=12, seed=3)
+    table = protocols.loso(subjects)
+    inner = table.with_validation(subjects, labels, 2, 7)
+    val = inner.validation()
+    assert inner.names == table.names and inner.val_mask is not None
+    assert not inner.validation_is_test
+    np.testing.assert_array_equal(inner.test_mask, table.test_mask)
+    np.testing.assert_array_equal(inner.train_mask | val, table.train_mask)
+    assert not np.any(inner.train_mask & val)
+    for f in range(table.num_folds):
+        _whole_subjects(val[f], subjects, table.train_mask[f])
+        assert len(set(subjects[val[f]])) == 2
+        assert not set(subjects[val[f]]) & set(subjects[inner.train_mask[f]])
+        assert not set(subjects[val[f]]) & set(subjects[inner.test_mask[f]])
+        expected = protocols.validation_split(
+            subjects, labels, table.train_mask[f], seed=(7, f), count=2
+        )
+        np.testing.assert_array_equal(val[f], expected)
+    _no_subject_shared(inner, subjects)
+    protocols.check_no_leakage(inner, subjects)
+    assert len({tuple(sorted(set(subjects[v]))) for v in val}) > 1  # folds draw their own
+    other = table.with_validation(subjects, labels, 2, 8)
+    assert not np.array_equal(other.val_mask, inner.val_mask)
+    with pytest.raises(UserError, match=r"fold 0 \(macro/s00\): 11 validation subject\(s\)"):
+        table.with_validation(subjects, labels, 11, 7)
+    with pytest.raises(UserError, match="already has a validation split"):
+        inner.with_validation(subjects, labels, 2, 7)
+
+
+def test_select_carries_the_validation_mask():
+    subjects, labels = _imbalanced(num_subjects=6, seed=4)
+    table = protocols.loso(subjects)
+    assert table.val_mask is None
+    np.testing.assert_array_equal(table.validation(), np.zeros((6, len(subjects)), bool))
+    assert table.select([3, 1]).val_mask is None
+    inner = table.with_validation(subjects, labels, 1, 0)
+    part = inner.select([3, 1])
+    np.testing.assert_array_equal(part.val_mask, inner.val_mask[[3, 1]])
+    np.testing.assert_array_equal(part.validation(), inner.validation()[[3, 1]])
+    assert part.names == (inner.names[3], inner.names[1])
+    protocols.check_no_leakage(part, subjects)
+
+
+def test_check_no_leakage_covers_the_validation_split():
+    subjects = np.array(["a", "a", "b", "b", "c", "c"])
+
+    def mask(*members):
+        out = np.zeros((1, len(subjects)), bool)
+        out[0, list(members)] = True
+        return out
+
+    test, train, val = mask(0, 1), mask(2, 3), mask(4, 5)
+
+    def check(train=train, test=test, val=val, is_test=False):
+        table = protocols.FoldTable(("a",), train, test, val_mask=val, validation_is_test=is_test)
+        protocols.check_no_leakage(table, subjects)
+
+    check()
+    leak = protocols.LeakageError
+    with pytest.raises(leak, match=r"fold 0 \(a\) validates on held-out subject\(s\) \['a'\]"):
+        check(test=mask(0), val=mask(1, 4, 5))
+    with pytest.raises(leak, match=r"fold 0 \(a\) validates on its own test samples, e.g. index 0"):
+        check(val=mask(0, 1, 4, 5))
+    with pytest.raises(leak, match=r"fold 0 \(a\) trains on validation subject\(s\) \['c'\]"):
+        check(train=mask(2, 3, 4), val=mask(5))
+    with pytest.raises(
+        leak, match=r"fold 0 \(a\) trains on its own validation samples, e.g. index 5"
+    ):
+        check(train=mask(2, 3, 5))
+    # A validation sample of a training subject is caught too (sample 3 is 'b').
+    with pytest.raises(leak, match=r"trains on validation subject\(s\) \['b'\]"):
+        check(train=mask(2), val=mask(3, 4, 5))
+    # holdout: the validation split IS the test split.
+    check(val=test, is_test=True)
+    with pytest.raises(leak, match="validates on its own test samples"):
+        check(val=test)
+    with pytest.raises(ValueError, match=r"\(1, 6\)/\(1, 6\)/\(2, 6\)"):
+        check(val=np.zeros((2, 6), bool))
+
+
+def _samples(subjects, labels):
+    return types.SimpleNamespace(
+        subjects=subjects,
+        sources=np.array([s.split("/")[0] for s in subjects]),
+        clips=np.array([f"{s}/clip{i}" for i, s in enumerate(subjects)]),
+        labels=labels,
+        class_names=("a", "b", "c", "d"),
+    )
+
+
+def test_holdout_tests_and_validates_on_one_stratified_subject_split():
+    subjects, labels = _imbalanced(num_subjects=60, seed=5)
+    largest = max(collections.Counter(subjects.tolist()).values())
+    every = np.ones(len(subjects), bool)
+    table = protocols.make_folds("holdout", subjects, labels=labels)
+    assert table.names == ("validation",) and table.num_folds == 1
+    assert table.validation_is_test and not table.per_fold_metrics
+    assert table.train_mask.shape == table.test_mask.shape == (1, len(subjects))
+    np.testing.assert_array_equal(table.val_mask, table.test_mask)
+    np.testing.assert_array_equal(table.train_mask, ~table.test_mask)
+    _whole_subjects(table.test_mask[0], subjects, every)
+    _no_subject_shared(table, subjects)
+    assert abs(table.test_mask.mean() - 0.1) <= largest / len(subjects)  # seed 000: 1/10
+    np.testing.assert_array_equal(
+        table.test_mask[0],
+        protocols.validation_split(subjects, labels, every, seed=0, fraction=0.1),
+    )
+    # Options pass through make_folds and folds_of; seeds draw their own split.
+    samples = _samples(subjects, labels)
+    twenty = protocols.folds_of("holdout", samples, validation_fraction=0.2, seed=3)
+    assert abs(twenty.test_mask.mean() - 0.2) <= largest / len(subjects)  # seed 001: 20%
+    same = protocols.make_folds("holdout", subjects, labels=labels, validation_fraction=0.2, seed=3)
+    np.testing.assert_array_equal(twenty.test_mask, same.test_mask)
+    other = protocols.make_folds(
+        "holdout", subjects, labels=labels, validation_fraction=0.2, seed=4
+    )
+    assert not np.array_equal(other.test_mask, same.test_mask)
+    # Other protocols ignore the options.
+    loso = protocols.folds_of("loso", samples, validation_fraction=0.2, seed=3)
+    assert loso.num_folds == 60 and loso.val_mask is None
+    assert protocols.label_scheme_of("holdout") == ""
+    with pytest.raises(ValueError, match=r"'holdout' needs .*`labels`"):
+        protocols.make_folds("holdout", subjects)
+    with pytest.raises(UserError, match="'train.validation_fraction': 1.2"):
+        protocols.make_folds("holdout", subjects, labels=labels, validation_fraction=1.2)

@@ -13,6 +13,14 @@ seed views of `casme2`, the views the experiments' `:quick` variants read
 Caffe net) of `casme2` and `casme2_subtle`, and the composite views of
 `megc2019` (seeds 001 and 002 run CDE on it). Views are computed from the
 frames as rendered (at the corpus size), apex = the generator's apex.
+
+`macro5` and `macro3` stand in for the macro-expression pre-training sets of
+seeds 000 (CK+, Oulu-CASIA, JAFFE, MUG) and 001 (CK+, RAF-DB, FER-2013): the
+classes of `casme2` / `megc2019` in the same order (the same action units per
+class), one `Source` per dataset with its own camera, larger motion, other
+people. Their views pair with the subtle corpora's for pre-training ->
+fine-tuning: `macro5_apex_56` / `casme2_subtle_apex_56` (micro-attention) and
+`macro3_evm_apex_32` / `megc2019_subtle_evm_apex_32` (dense-mixed-attention).
 """
 
 from __future__ import annotations
@@ -45,6 +53,30 @@ _SMIC_CAMERA = dict(
     num_frames=(10, 18), render_scale=0.5, noise_std=3.0, white_balance=(1.06, 1.0, 0.88)
 )
 _SAMM_CAMERA = dict(num_frames=(18, 30), grey=True, gamma=0.8, contrast=1.25, noise_std=2.0)
+
+# Macro-expression cameras, stand-ins for the pre-training sets: posed, short clips. CK+
+# mostly grey frames; Oulu-CASIA VIS a noisy low-resolution webcam; JAFFE grey scans, low
+# contrast; MUG clean colour; RAF-DB in-the-wild colour of middling quality; FER-2013 grey
+# 48x48 (rendered at 48 and upsampled).
+_MACRO_FRAMES = dict(num_frames=(8, 12))
+_CK_CAMERA = dict(**_MACRO_FRAMES, grey=True, contrast=1.15, noise_std=2.0)
+_OULU_CAMERA = dict(
+    **_MACRO_FRAMES, render_scale=0.6, noise_std=3.5, white_balance=(1.08, 1.0, 0.9)
+)
+_JAFFE_CAMERA = dict(
+    **_MACRO_FRAMES, grey=True, render_scale=0.8, gamma=1.2, contrast=0.85, noise_std=1.0
+)
+_MUG_CAMERA = dict(**_MACRO_FRAMES, gamma=0.9, noise_std=1.0)
+_RAF_CAMERA = dict(
+    **_MACRO_FRAMES,
+    render_scale=0.75,
+    gamma=1.1,
+    contrast=0.9,
+    noise_std=2.5,
+    white_balance=(0.95, 1.0, 1.08),
+)
+_FER_CAMERA = dict(**_MACRO_FRAMES, grey=True, render_scale=48 / 112, contrast=1.1, noise_std=3.0)
+_MACRO_AMPLITUDE_PX = 8.0  # Macro-expressions are big: twice `casme2`, 8x `casme2_subtle`.
 
 _CASME2_CLASSES = ("happiness", "surprise", "disgust", "repression", "others")
 _MEGC_CLASSES = ("negative", "positive", "surprise")
@@ -82,6 +114,44 @@ _MEGC2019 = SyntheticMEConfig(
         Source("samm", 28, (92, 26, 15), 16, **_SAMM_CAMERA),
     ),
 )
+# Pre-training corpora: the classes (and so the action units) of the fine-tuning corpus,
+# several "datasets" with their own cameras, larger motion, other people (their own seed:
+# no identity is shared with `casme2` / `megc2019`).
+_MACRO5 = SyntheticMEConfig(
+    name="macro5",
+    description=(
+        "Macro-expression pre-training stand-in for seed 000 (CK+, Oulu-CASIA, JAFFE, MUG), "
+        "in the 5 classes of `casme2`: 34 subjects, 348 clips, 112x112, 8-12 frames, 8 px "
+        "peak displacement; grey CK+-like, noisy low-resolution Oulu-like, grey low-contrast "
+        "JAFFE-like, clean colour MUG-like cameras."
+    ),
+    class_names=_CASME2_CLASSES,
+    amplitude_px=_MACRO_AMPLITUDE_PX,
+    seed=1000,
+    sources=(
+        Source("macro_ck", 10, (18, 18, 14, 12, 18), 12, **_CK_CAMERA),
+        Source("macro_oulu", 8, (20, 20, 20, 20, 20), 15, **_OULU_CAMERA),
+        Source("macro_jaffe", 6, (12, 12, 12, 12, 12), 12, **_JAFFE_CAMERA),
+        Source("macro_mug", 10, (24, 24, 20, 16, 24), 14, **_MUG_CAMERA),
+    ),
+)
+_MACRO3 = SyntheticMEConfig(
+    name="macro3",
+    description=(
+        "Macro-expression pre-training stand-in for seed 001 (CK+, RAF-DB, FER-2013), in the "
+        "3 classes of `megc2019`: 34 subjects, 350 clips, 112x112, 8-12 frames, 8 px peak "
+        "displacement; grey CK+-like, in-the-wild colour RAF-like, grey 48x48 FER-like "
+        "cameras."
+    ),
+    class_names=_MEGC_CLASSES,
+    amplitude_px=_MACRO_AMPLITUDE_PX,
+    seed=1001,
+    sources=(
+        Source("macro_ck", 12, (50, 30, 30), 12, **_CK_CAMERA),
+        Source("macro_raf", 12, (50, 40, 30), 14, **_RAF_CAMERA),
+        Source("macro_fer", 10, (50, 40, 30), 16, **_FER_CAMERA),
+    ),
+)
 _TINY = SyntheticMEConfig(
     name="tiny",
     description="For tests: SMIC-like and grey SAMM-like, 2 subjects each, 24 clips, 32x32.",
@@ -108,9 +178,11 @@ def _views(corpus: SyntheticMEConfig, view_list) -> list[SyntheticMEConfig]:
     ]
 
 
+_APEX_56 = views.apex_view(56)  # experiments/quickstart.py
+_EVM_APEX_32 = views.evm_apex_view(32)  # dense_mixed_attention_synthetic.py:quick
 _QUICK_VIEWS = (
-    views.apex_view(56),  # experiments/quickstart.py
-    views.evm_apex_view(32),  # dense_mixed_attention_synthetic.py:quick
+    _APEX_56,
+    _EVM_APEX_32,
     views.aman_view(5, (1.0, 4.0, 8.0), size=32),  # aman_synthetic.py:quick
     views.flowseq_view(8, 32, flow_method="dis"),  # stanet_synthetic.py:quick
 )
@@ -132,8 +204,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         _subtle(_MEGC2019),
         _TINY,
         *_views(_CASME2, (*views.SEED_VIEWS, _APEX_240, *_QUICK_VIEWS)),
-        *_views(_subtle(_CASME2), (_APEX_240,)),
+        *_views(_subtle(_CASME2), (_APEX_240, _APEX_56)),
         *_views(_MEGC2019, (views.evm_apex_view(112), views.flow_view(28))),
+        *_views(_subtle(_MEGC2019), (_EVM_APEX_32,)),
+        _MACRO5,
+        _MACRO3,
+        # Pre-training -> fine-tuning at the quick inputs: micro-attention (apex 56) and
+        # dense-mixed-attention (EVM apex 32).
+        *_views(_MACRO5, (_APEX_56,)),
+        *_views(_MACRO3, (_EVM_APEX_32,)),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:

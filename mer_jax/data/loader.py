@@ -28,6 +28,14 @@ dataset is a new key) and the preprocessing source files; each use of the
 cache is logged, and each recomputation with its reason; files are written
 atomically and stale ones of the same settings removed. Both kinds pool with '+'.
 
+Still-image datasets (the macro-expression builders: one `image` per example,
+no `source`, no `frames`) load too (`mer_jax.data.stills`): source = the
+`dataset` feature, one clip id per example, a subject-less image its own
+subject; their `apex` / `evm_apex` input is the image itself, resized and in
+the representation's channels (cached like frames configs' inputs); a
+representation that needs motion is a `UserError`. They pool with each other
+and, where the input shapes agree, with clip datasets.
+
 tensorflow_datasets and the builders are imported where a dataset is read:
 importing this module does not need them.
 """
@@ -43,6 +51,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mer_jax import files, label_schemes
+from mer_jax.data import stills
+from mer_jax.errors import UserError
 from mer_jax.label_schemes import text
 from mer_jax.preprocess import representations
 
@@ -87,7 +97,8 @@ def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[st
 
 # Feature kinds read as metadata; frames and images are skipped (not decoded).
 METADATA_FEATURES = ("Text", "Scalar", "ClassLabel")
-# Text features every clip needs: its ids (subjects are unique across datasets).
+# Text features every clip needs: its ids (subjects are unique across datasets); still-image
+# datasets derive them from theirs (`stills.ids`).
 ID_FEATURES = ("subject", "clip", "source")
 # Where a user chooses a label scheme, for error messages.
 LABEL_SETTING = "config key 'input.label_scheme'; `mer-jax data describe --labels`"
@@ -157,11 +168,17 @@ def _read_part(part: str, label_scheme: str, default: str, data_dir, split: str,
     builder = prepare_builder(part, data_dir, log=log)
     features = builder.info.features
     missing = [key for key in ID_FEATURES if key not in features]
-    if missing:
-        raise ValueError(f"dataset {part} has no {missing} feature: every clip needs {ID_FEATURES}")
+    if missing and not stills.stores_stills(features):
+        raise UserError(
+            f"dataset {part} has no {missing} feature: every clip needs {ID_FEATURES} "
+            f"(a still-image dataset: {stills.FEATURES})"
+        )
     scheme = _scheme_of(part, features, label_scheme, default, log)
     columns = read_columns(builder, split)
-    ids = {key: np.array([text(v) for v in columns[key]], dtype=str) for key in ID_FEATURES}
+    if missing:
+        ids = stills.ids(part, columns, log)
+    else:
+        ids = {key: np.array([text(v) for v in columns[key]], dtype=str) for key in ID_FEATURES}
     n = len(ids["clip"])
     if scheme is None:
         labels, keep = np.asarray(columns["label"], np.int32), np.ones(n, bool)
@@ -298,20 +315,10 @@ def _cached(key: CacheKey, n: int) -> tuple[np.ndarray | None, str]:
     return out, ""
 
 
-def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> np.ndarray:
-    """The representation of every clip, from the cache when the same settings ran before on
-    the same stored dataset with the same preprocessing code."""
-
-    name = builder.info.full_name
-    key = _cache_key(builder, split, spec)
-    out, why = _cached(key, len(source))
-    if out is not None:
-        log(f"{name}: model inputs from the cache {key.path} (same settings, dataset and code)")
-        return out
-    reason, stale = _cache_miss(key)
-    log(f"{name}: computing model inputs ({why or reason}); caching them in {key.path}")
+def _clip_inputs(source, spec: Mapping, desc: str, progress: bool) -> np.ndarray:
+    """The representation of every stored clip of a frames config, (N, ...)."""
     to_input = representations.REPRESENTATIONS[spec["representation"]]
-    desc = f"{name} -> {spec['representation']}"
+    out = None
     for i in tqdm(range(len(source)), desc=desc, unit="clip", disable=not progress):
         ex = source[i]
         clip = representations.Clip(
@@ -321,6 +328,26 @@ def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> 
         if out is None:
             out = np.zeros((len(source), *x.shape), x.dtype)
         out[i] = x
+    return out
+
+
+def _inputs(builder, source, split: str, spec: Mapping, log, progress: bool) -> np.ndarray:
+    """The representation of every clip (or still image), from the cache when the same
+    settings ran before on the same stored dataset with the same preprocessing code."""
+
+    name = builder.info.full_name
+    key = _cache_key(builder, split, spec)
+    out, why = _cached(key, len(source))
+    if out is not None:
+        log(f"{name}: model inputs from the cache {key.path} (same settings, dataset and code)")
+        return out
+    reason, stale = _cache_miss(key)
+    log(f"{name}: computing model inputs ({why or reason}); caching them in {key.path}")
+    desc = f"{name} -> {spec['representation']}"
+    if stills.stores_stills(builder.info.features):
+        out = stills.inputs(source, spec, desc, progress)
+    else:
+        out = _clip_inputs(source, spec, desc, progress)
     files.write_bytes(key.path, lambda f: np.save(f, out))
     for path in stale:
         path.unlink(missing_ok=True)
@@ -408,6 +435,7 @@ def load(
     channels, apex, label_scheme, ... (see `mer_jax.preprocess`).
     `default_label_scheme` (the protocol's) labels datasets that store only
     emotions when `spec.label_scheme` is empty. Clips and labels: `read_metadata`.
+    Still-image datasets give `apex` / `evm_apex` inputs only (`mer_jax.data.stills`).
     """
     representation = spec["representation"]
     if representation not in representations.REPRESENTATIONS:
@@ -423,6 +451,9 @@ def load(
         split=split,
         log=log,
     )
+    for part in meta.parts:  # before any input is computed
+        if stills.stores_stills(part.builder.info.features):
+            stills.check_representation(part.name, representation)
     images = [_part_inputs(part, split, spec, log, progress)[part.keep] for part in meta.parts]
     shapes = {x.shape[1:] for x in images}
     if len(shapes) > 1:

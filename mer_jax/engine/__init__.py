@@ -18,7 +18,8 @@ reported ones are those of the final epoch.
 Modules: folds (data, fold arrays, schedule, epoch order), augment, optim
 (optimizers), fold_program (one fold's functions, strategies), layout (mesh,
 padding, the memory rule), cache (compiled programs reused in a process),
-driver (`train_folds` in phases), checkpoint (orbax checkpoints, exact resume), bench (`mer-jax bench`, which times the driver's own phases).
+monitor (validation, plateaus, early stopping, best weights), driver (`train_folds` in
+phases), checkpoint (orbax checkpoints, exact resume), bench (`mer-jax bench`, which times the driver's own phases).
 """
 
 from mer_jax.engine.augment import Augment, augment_batch, augment_image, default_float, to_float
@@ -26,12 +27,10 @@ from mer_jax.engine.cache import PROGRAMS, ProgramCache
 from mer_jax.engine.checkpoint import Checkpointer, Interrupted
 from mer_jax.engine.driver import (
     Compiled,
-    FoldsOutput,
     Layout,
     Maps,
     Plan,
     Run,
-    Trained,
     collect,
     compile_plan,
     make_plan,
@@ -55,10 +54,12 @@ from mer_jax.engine.folds import (
     Folds,
     Schedule,
     TrainState,
+    concatenate,
     epoch_length,
     epoch_order,
     make_folds_arrays,
     prepare,
+    seed_tables,
     with_final_model,
 )
 from mer_jax.engine.layout import (
@@ -70,10 +71,18 @@ from mer_jax.engine.layout import (
     max_folds_per_call,
     pad_folds,
 )
-from mer_jax.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
+from mer_jax.engine.monitor import Monitor, Monitoring
+from mer_jax.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer, monitoring
+from mer_jax.engine.outputs import CallOutput, FoldsOutput, Trained
 from mer_jax.protocols import LeakageError
 
 __all__ = [
+    "CallOutput",
+    "Monitor",
+    "Monitoring",
+    "concatenate",
+    "monitoring",
+    "seed_tables",
     "Checkpointer",
     "Interrupted",
     "DTYPES",

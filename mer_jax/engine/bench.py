@@ -132,6 +132,10 @@ def random_data(shape, folds: int, batch: int, num_classes: int, seed: int = 0):
         heldout_subjects=jnp.asarray(np.eye(folds, subjects, dtype=bool)),
         test_idx=jnp.asarray(fold_ids[:, None], jnp.int32),  # sample f is subject f's
         test_valid=jnp.ones((folds, 1), bool),
+        val_idx=jnp.zeros((folds, 1), jnp.int32),  # no validation splits
+        val_valid=jnp.zeros((folds, 1), bool),
+        val_subjects=jnp.zeros((folds, subjects), bool),
+        val_is_test=jnp.zeros((folds,), bool),
     )
     return data, fold_set
 

@@ -5,7 +5,8 @@ only points where every fold's state is at an epoch boundary): every unit's
 `TrainState` as trained (sharded states save and restore sharded: the freshly
 initialised states are the restore target, so each array comes back with the
 sharding it was trained under), and the host outputs so far (training loss per
-epoch, held-out predictions per call, the last held-out logits). Nothing else is
+epoch, held-out predictions per call, the last held-out logits, the validation loss
+and accuracy per epoch). Nothing else is
 needed to continue exactly: every random stream is `fold_in(fold key, epoch,
 step)` (`fold_program`), so the epoch number is the position in all of them.
 
@@ -32,6 +33,8 @@ class Progress(NamedTuple):
     losses: list  # per call: (epochs_per_call, F)
     history: list  # per call: (F, T) held-out argmax
     logits: np.ndarray | None  # (F, T, K) after the last call
+    val_losses: list  # per call: (epochs_per_call, F) validation loss (NaN without a split)
+    val_accuracies: list  # per call: (epochs_per_call, F)
 
 
 @dataclasses.dataclass
@@ -69,6 +72,8 @@ class Checkpointer:
             "loss": np.concatenate(progress.losses),
             "history": np.stack(progress.history),
             "logits": progress.logits,
+            "val_loss": np.concatenate(progress.val_losses),
+            "val_accuracy": np.concatenate(progress.val_accuracies),
         }
         self._manager.save(
             progress.epochs_done,
@@ -101,8 +106,12 @@ class Checkpointer:
                 f"checkpoint {self.directory / str(step)} holds {host['loss'].shape[0]} epochs "
                 f"of losses for step {step} (epochs_per_call {per_call}): not this run's"
             )
-        losses = list(np.split(host["loss"], step // per_call))
-        progress = Progress(step, losses, list(host["history"]), host["logits"])
+        calls = step // per_call
+        split = lambda key: list(np.split(host[key], calls))
+        progress = Progress(
+            step, split("loss"), list(host["history"]), host["logits"],
+            split("val_loss"), split("val_accuracy"),
+        )  # fmt: skip
         self.log(f"checkpoint: resuming after epoch {step} from {self.directory}")
         return list(restored.state), progress
 

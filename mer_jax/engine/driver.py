@@ -43,6 +43,7 @@ from mer_jax.engine.fold_program import (
 )
 from mer_jax.engine.folds import Data, Folds, TrainState
 from mer_jax.engine.layout import FOLD_AXIS
+from mer_jax.engine.outputs import CallOutput, FoldsOutput, Trained
 from mer_jax.protocols import LeakageError
 
 
@@ -77,38 +78,6 @@ class Maps:
     valid: np.ndarray
     keys: str = ""
     dtype: Any = jnp.float16
-
-
-@dataclasses.dataclass
-class FoldsOutput:
-    """What training all folds produced (host arrays unless noted)."""
-
-    logits: np.ndarray  # (F, T, K) held-out logits after the final epoch
-    test_idx: np.ndarray  # (F, T)
-    test_valid: np.ndarray  # (F, T)
-    train_loss: np.ndarray  # (epochs, F) mean training loss per epoch
-    heldout_pred_history: np.ndarray  # (evaluations, F, T) held-out argmax (curves only)
-    state: TrainState  # final per-fold state, on device, leading fold axis F
-    compile_s: float
-    train_s: float
-    images_seen: int
-    strategy: str
-    step_loop: str
-    # Layout: folds per compiled call (padding included), one entry per call;
-    # the sharding the per-fold arrays were trained under (None: one device,
-    # unsharded); and the layout and memory rule's decision in words.
-    fold_groups: tuple[int, ...] = ()
-    fold_sharding: Any = None
-    layout: str = ""
-    # Held-out auxiliary outputs of the final weights (`maps` given, else None):
-    # maps[name][f, j] is the `out` leaf `name` of fold f's test position maps_pos[f, j]
-    # (sample test_idx[f, maps_pos[f, j]]) where maps_valid[f, j].
-    maps: dict[str, np.ndarray] | None = None  # name -> (F, J, ...)
-    maps_pos: np.ndarray | None = None  # (F, J) int
-    maps_valid: np.ndarray | None = None  # (F, J) bool
-    # (F,) int: the epoch in which each fold's training turned non-finite (its weights are
-    # those of the step before), -1 for the folds that trained to the end.
-    diverged_epoch: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -215,6 +184,15 @@ def _step_at(fns: FoldFns):
     return step_at
 
 
+def _end_epoch_at(fns: FoldFns):
+    """end_epoch with the per-fold training loss third (lifted with the fold's arguments)."""
+
+    def end_epoch_at(state, fold, train_loss, data, epoch):
+        return fns.end_epoch(state, fold, data, epoch, train_loss)
+
+    return end_epoch_at
+
+
 def _maps_fn(fns: FoldFns, maps: tuple):
     rows, keys, dtype = maps
 
@@ -244,6 +222,20 @@ def _programs(plan: Plan, shapes: _Shapes, size: int) -> dict:
             "train_step": _compile(
                 plan, "train_step", lift(_step_at(fns), batched=3), 3, True, step_args
             ),
+            "end_epoch": _compile(
+                plan,
+                "end_epoch",
+                lift(_end_epoch_at(fns), batched=3),
+                3,
+                True,
+                (
+                    state,
+                    unit,
+                    layout_lib.abstract(shapes.state.monitor.best_value, size),
+                    data,
+                    scalar,
+                ),
+            ),  # fmt: skip
             "evaluate": _compile(
                 plan, "evaluate", lift(fns.evaluate, batched=2), 2, False, (state, unit, data)
             ),
@@ -363,7 +355,7 @@ def _python_epochs(run: Run, u: int, first_epoch: int):
     """Unit `u`'s `epochs_per_call` epochs, one compiled step per step: like `FoldFns.run`."""
     programs, schedule = run.compiled.programs, run.compiled.plan.fns.schedule
     number = _number(run.compiled.plan)
-    losses, leaked = [], 0
+    losses, val_losses, val_accs, leaked = [], [], [], 0
     for e in range(first_epoch, first_epoch + schedule.epochs_per_call):
         epoch = number(e)
         idx = programs["batches"](run.units[u], run.data, epoch)
@@ -373,18 +365,26 @@ def _python_epochs(run: Run, u: int, first_epoch: int):
                 run.states[u], run.units[u], idx, run.data, epoch, number(s)
             )
             total, leaked = total + loss, leaked + leak
-        losses.append(total / schedule.steps_per_epoch)
+        mean = (total / schedule.steps_per_epoch).astype(run.states[u].monitor.best_value.dtype)
+        run.states[u], (val_loss, val_acc, leak) = programs["end_epoch"](
+            run.states[u], run.units[u], mean, run.data, epoch
+        )
+        losses.append(mean)
+        val_losses.append(val_loss)
+        val_accs.append(val_acc)
+        leaked = leaked + leak
     logits = programs["evaluate"](run.states[u], run.units[u], run.data)
-    return jnp.stack(losses, axis=1), leaked, logits
+    stack = lambda xs: jnp.stack(xs, axis=1)
+    return stack(losses), leaked, logits, stack(val_losses), stack(val_accs)
 
 
-def run_call(run: Run, first_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+def run_call(run: Run, first_epoch: int) -> CallOutput:
     """Epochs `first_epoch` .. + `epochs_per_call` of every fold, then its held-out logits.
 
-    Returns host arrays (loss (F, epochs_per_call), logits (F, T, K)), padding
-    folds dropped; raises LeakageError if a training batch held a sample of a
-    subject its fold holds out. A diverged fold's losses are not finite; its state
-    stopped changing (`TrainState.diverged_epoch`) and the other folds train on.
+    Raises LeakageError if a training batch held a sample of a subject its fold
+    holds out or validates on, or a validation split a sample of a subject it
+    tests on. A diverged fold's losses are not finite; its state stopped
+    changing (`TrainState.diverged_epoch`) and the other folds train on.
     """
     plan, programs = run.compiled.plan, run.compiled.programs
     outs = []
@@ -395,58 +395,56 @@ def run_call(run: Run, first_epoch: int) -> tuple[np.ndarray, np.ndarray]:
         else:
             rest = _python_epochs(run, u, first_epoch)
         outs.append(rest)
-    loss, leaked, logits = (
+    loss, leaked, logits, val_loss, val_acc = (
         np.concatenate([layout_lib.to_host(x) for x in part])[: plan.num_folds]
         for part in zip(*outs)
     )
     if np.sum(leaked):
         raise LeakageError(
-            f"{int(np.sum(leaked))} training samples belonged to their fold's held-out subjects "
-            f"(folds {np.flatnonzero(leaked).tolist()})"
+            f"{int(np.sum(leaked))} training or validation samples belonged to subjects their "
+            f"fold holds out (folds {np.flatnonzero(leaked).tolist()})"
         )
-    return loss, logits
-
-
-class Trained(NamedTuple):
-    """What the run phase returns: per-call host outputs, gathered."""
-
-    train_loss: np.ndarray  # (epochs, F)
-    heldout_pred_history: np.ndarray  # (calls, F, T)
-    logits: np.ndarray  # (F, T, K) after the final call
-    train_s: float
+    return CallOutput(loss, logits, val_loss, val_acc)
 
 
 def run_epochs(
     run: Run, epochs: int, progress: Callable | None = None, checkpointer=None
 ) -> Trained:
     """Every call of `epochs_per_call` epochs up to `epochs`; `progress(epochs_done, last loss
-    per fold)` after each.
+    per fold, last validation loss per fold (NaN without a split))` after each.
 
     With a `checkpoint.Checkpointer`: resumes from its latest checkpoint, saves
     when due, and on Ctrl-C saves at the end of the current call and raises
     `checkpoint.Interrupted`.
     """
     per_call = run.compiled.plan.fns.schedule.epochs_per_call
-    done = checkpoint_lib.Progress(0, [], [], None)
+    done = checkpoint_lib.Progress(0, [], [], None, [], [])
     if checkpointer is not None and (restored := checkpointer.restore(run.states, per_call)):
         run.states, done = restored
     start = time.perf_counter()
     with checkpoint_lib.deferred_interrupts(checkpointer is not None) as interrupted:
         for first in range(done.epochs_done, epochs, per_call):
-            loss, logits = run_call(run, first)
-            history = [*done.history, logits.argmax(-1)]
+            out = run_call(run, first)
             done = checkpoint_lib.Progress(
-                first + per_call, [*done.losses, loss.T], history, logits
+                first + per_call,
+                [*done.losses, out.loss.T],
+                [*done.history, out.logits.argmax(-1)],
+                out.logits,
+                [*done.val_losses, out.val_loss.T],
+                [*done.val_accuracies, out.val_accuracy.T],
             )
             if progress is not None:
-                progress(done.epochs_done, loss[:, -1])
+                progress(done.epochs_done, out.loss[:, -1], out.val_loss[:, -1])
             stop = interrupted() and done.epochs_done < epochs
             if checkpointer is not None and (stop or checkpointer.due(done.epochs_done, epochs)):
                 checkpointer.save(run.states, done)
             if stop:
                 raise checkpoint_lib.Interrupted(done.epochs_done, checkpointer.directory)
     train_s = time.perf_counter() - start
-    return Trained(np.concatenate(done.losses), np.stack(done.history), done.logits, train_s)
+    return Trained(
+        np.concatenate(done.losses), np.stack(done.history), done.logits, train_s,
+        np.concatenate(done.val_losses), np.concatenate(done.val_accuracies),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -486,6 +484,12 @@ def collect(run: Run, trained: Trained, folds: Folds, maps: Maps | None = None) 
     compiled, plan = run.compiled, run.compiled.plan
     schedule = plan.fns.schedule
     state, trained_sharding = collect_state(run)
+    params, model_state = plan.fns.selected(state)  # the best epoch's, with validation
+    monitor = jax.tree_util.tree_map(
+        lambda x: layout_lib.to_host(x)[: plan.num_folds], state.monitor
+    )
+    state = state._replace(params=params, model_state=model_state, best=None)
+    validation = schedule.monitoring.validation
     per_fold_epoch = schedule.steps_per_epoch * schedule.batch_size
     return FoldsOutput(
         logits=trained.logits,
@@ -506,6 +510,11 @@ def collect(run: Run, trained: Trained, folds: Folds, maps: Maps | None = None) 
         maps_pos=None if maps is None else np.asarray(maps.pos),
         maps_valid=None if maps is None else np.asarray(maps.valid, bool),
         diverged_epoch=layout_lib.to_host(state.diverged_epoch)[: plan.num_folds],
+        val_loss=trained.val_loss if validation else None,
+        val_accuracy=trained.val_accuracy if validation else None,
+        best_epoch=monitor.best_epoch if validation else np.full(plan.num_folds, -1),
+        stopped_epoch=monitor.stopped_epoch,
+        lr_scale=monitor.lr_scale,
     )
 
 

@@ -24,6 +24,8 @@ from jax import lax
 
 from mer_jax.engine.augment import Augment, augment_batch, default_float
 from mer_jax.engine.folds import Schedule, TrainState, epoch_order
+from mer_jax.engine.monitor import initial_monitor
+from mer_jax.engine.monitor import update as monitor_update
 from mer_jax.engine.optim import path_names
 from mer_jax.models import weights
 from mer_jax.models.layers import CONV_IMPLS
@@ -42,8 +44,11 @@ class FoldFns:
     epoch_batches(fold, data, epoch) -> (S, B) indices
     train_step(state, fold, batch_idx, data, epoch, step) -> (state, (loss, leaked))
     evaluate(state, fold, data) -> (T, K) held-out logits
-    run(state, fold, data, first_epoch) -> (state, losses (E,), leaked, logits (T, K)):
-        `epochs_per_call` epochs with the steps in lax.scan, then `evaluate`.
+    end_epoch(state, fold, data, epoch, train_loss) -> (state, (val loss, val acc, leaked)):
+        the epoch-end monitor (monitor.py; a few scalar updates without a validation split).
+    run(state, fold, data, first_epoch) -> (state, losses (E,), leaked, logits (T, K),
+        val losses (E,), val accuracies (E,)): `epochs_per_call` epochs with the steps in
+        lax.scan, each followed by `end_epoch`, then `evaluate`.
     heldout_out(state, fold, pos, data) -> the model's `out` dict for test positions
         `pos` (J,) of the fold (attention maps for reports), evaluated like `evaluate`.
 
@@ -78,7 +83,16 @@ class FoldFns:
             variables = jax.tree_util.tree_map(_widen, variables)
         variables = dict(variables)
         params = variables.pop("params")
-        return TrainState(params, variables, self.tx.init(params), jnp.int32(-1))
+        best = (params, variables) if self.schedule.monitoring.validation else None
+        monitor = initial_monitor(default_float())
+        return TrainState(params, variables, self.tx.init(params), jnp.int32(-1), monitor, best)
+
+    def selected(self, state: TrainState):
+        """(params, model_state) a fold predicts with: its best epoch on the validation split
+        when it has one (`monitor.py`), else its current weights."""
+        if self.schedule.monitoring.validation:
+            return state.best
+        return state.params, state.model_state
 
     def apply(self, params, model_state, x, train, rng=None):
         """(logits, out, new model_state)."""
@@ -112,7 +126,8 @@ class FoldFns:
         never stops the others: the mask is per fold, inside the program.
         """
         images, labels = data.images[batch_idx], data.labels[batch_idx]
-        leaked = jnp.sum(fold.heldout_subjects[data.subjects[batch_idx]])
+        excluded = fold.heldout_subjects | fold.val_subjects  # never trained on
+        leaked = jnp.sum(excluded[data.subjects[batch_idx]])
         step_key = jax.random.fold_in(self._epoch_keys(fold, epoch)[1], step)
         aug_key, dropout_key = jax.random.split(step_key)
         x = augment_batch(aug_key, images, self.aug, train=True)
@@ -125,27 +140,66 @@ class FoldFns:
             return loss.mean(), new_state
 
         (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        tx = optax.with_extra_args_support(self.tx)  # update(..., value=loss) for every optimizer
-        updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+        if self.schedule.monitoring.plateau_factor > 0:  # the plateaus' learning-rate factor
+            scale = state.monitor.lr_scale
+            updates = jax.tree_util.tree_map(lambda u: u * scale.astype(u.dtype), updates)
         params = optax.apply_updates(state.params, updates)
-        new = TrainState(params, model_state, opt_state, state.diverged_epoch)
+        new = state._replace(params=params, model_state=model_state, opt_state=opt_state)
         return _keep_finite(state, new, loss, epoch), (loss, leaked)
 
+    def validate(self, state, fold, data):
+        """(mean loss, accuracy, leaked count) of the fold's current weights on its validation
+        split, evaluated like the held-out samples; leaked counts validation samples of a
+        subject the fold tests on (none may be, unless the split is the test set: holdout)."""
+        logits = self._logits(state.params, state.model_state, fold.val_idx, data)
+        labels = data.labels[fold.val_idx]
+        valid = fold.val_valid
+        count = jnp.maximum(valid.sum(), 1)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        mean = jnp.where(valid, loss, 0).sum() / count
+        accuracy = jnp.where(valid, logits.argmax(-1) == labels, False).sum() / count
+        tested = fold.heldout_subjects[data.subjects[fold.val_idx]] & valid & ~fold.val_is_test
+        return mean, accuracy, tested.sum()
+
+    def end_epoch(self, state, fold, data, epoch, train_loss):
+        """The epoch-end monitor (monitor.py): validation, plateau, early stopping, best weights.
+        Returns (state, (validation loss, validation accuracy, leaked)); NaN without a split."""
+        settings = self.schedule.monitoring
+        nan = jnp.asarray(jnp.nan, default_float())
+        val_loss, val_acc, leaked = nan, nan, jnp.int32(0)
+        if settings.validation:
+            val_loss, val_acc, leaked = self.validate(state, fold, data)
+        value = val_loss if settings.validation else train_loss
+        training = (state.diverged_epoch < 0) & (state.monitor.stopped_epoch < 0)
+        monitor, improved = monitor_update(settings, state.monitor, value, epoch, training)
+        best = state.best
+        if settings.validation:
+            current = (state.params, state.model_state)
+            best = jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), current, best)
+        return state._replace(monitor=monitor, best=best), (val_loss, val_acc, leaked)
+
     def evaluate(self, state, fold, data):
-        """Held-out logits (T, K), centre crops, BatchNorm running statistics."""
-        width = fold.test_idx.shape[0]
+        """Held-out logits (T, K) of the selected weights, centre crops, BatchNorm running
+        statistics."""
+        return self._logits(*self.selected(state), fold.test_idx, data)
+
+    def _logits(self, params, model_state, indices, data):
+        """Logits (W, K) of samples `indices` (W,), centre crops, in chunks of eval_batch_size."""
+        width = indices.shape[0]
         chunk = min(self.schedule.eval_batch_size, width)
         padded = math.ceil(width / chunk) * chunk
-        idx = jnp.pad(fold.test_idx, (0, padded - width)).reshape(-1, chunk)
+        idx = jnp.pad(indices, (0, padded - width)).reshape(-1, chunk)
 
         def logits_of(batch_idx):
             x = augment_batch(jax.random.key(0), data.images[batch_idx], self.aug, train=False)
-            return self.apply(state.params, state.model_state, x, False)[0]
+            return self.apply(params, model_state, x, False)[0]
 
         return lax.map(logits_of, idx).reshape(padded, -1)[:width]
 
     def run_epoch(self, state, fold, data, epoch):
-        """One epoch, its steps in lax.scan: (state, (mean loss, leaked count))."""
+        """One epoch, its steps in lax.scan, then the epoch-end monitor:
+        (state, (mean loss, leaked count, validation loss, validation accuracy))."""
         batches = self.epoch_batches(fold, data, epoch)
 
         def body(state, xs):
@@ -154,23 +208,28 @@ class FoldFns:
 
         steps = jnp.arange(self.schedule.steps_per_epoch)
         state, (losses, leaked) = lax.scan(body, state, (steps, batches))
-        return state, (losses.mean(), leaked.sum())
+        state, (val_loss, val_acc, val_leaked) = self.end_epoch(
+            state, fold, data, epoch, losses.mean()
+        )
+        return state, (losses.mean(), leaked.sum() + val_leaked, val_loss, val_acc)
 
     def run(self, state, fold, data, first_epoch):
-        """`epochs_per_call` epochs in lax.scan, then the held-out evaluation, in one program."""
+        """`epochs_per_call` epochs in lax.scan, then the held-out evaluation, in one program:
+        (state, losses (E,), leaked, logits (T, K), validation losses (E,), accuracies (E,))."""
 
         def body(state, epoch):
             return self.run_epoch(state, fold, data, epoch)
 
         epochs = first_epoch + jnp.arange(self.schedule.epochs_per_call)
-        state, (losses, leaked) = lax.scan(body, state, epochs)
-        return state, losses, leaked.sum(), self.evaluate(state, fold, data)
+        state, (losses, leaked, val_loss, val_acc) = lax.scan(body, state, epochs)
+        logits = self.evaluate(state, fold, data)
+        return state, losses, leaked.sum(), logits, val_loss, val_acc
 
     def heldout_out(self, state, fold, pos, data):
         """The model's `out` dict for held-out test positions `pos` (J,), centre crops, eval."""
         images = data.images[fold.test_idx[pos]]
         x = augment_batch(jax.random.key(0), images, self.aug, train=False)
-        return self.apply(state.params, state.model_state, x, False)[1]
+        return self.apply(*self.selected(state), x, False)[1]
 
 
 def make_fold_fns(model, tx, schedule: Schedule, aug: Augment, image_shape, aux_loss=None):
@@ -185,17 +244,18 @@ def make_fold_fns(model, tx, schedule: Schedule, aug: Augment, image_shape, aux_
 
 
 def _keep_finite(old: TrainState, new: TrainState, loss, epoch) -> TrainState:
-    """`new` while the fold is healthy and `loss` and `new`'s floating leaves are finite; else
-    `old`, with the epoch of the first non-finite step recorded."""
+    """`new` while the fold trains (healthy, not stopped early) and `loss` and `new`'s floating
+    leaves are finite; else `old`, with the epoch of the first non-finite step recorded."""
     healthy = old.diverged_epoch < 0
     leaves = [
         x for x in jax.tree_util.tree_leaves(new[:3]) if jnp.issubdtype(x.dtype, jnp.floating)
     ]
     finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
-    keep = healthy & finite
+    keep = healthy & finite & (old.monitor.stopped_epoch < 0)
     state = jax.tree_util.tree_map(lambda n, o: jnp.where(keep, n, o), new[:3], old[:3])
     diverged = jnp.where(healthy & ~finite, jnp.asarray(epoch, jnp.int32), old.diverged_epoch)
-    return TrainState(*state, diverged)
+    return old._replace(params=state[0], model_state=state[1], opt_state=state[2],
+                        diverged_epoch=diverged)  # fmt: skip
 
 
 def _widen(x):

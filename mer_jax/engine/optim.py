@@ -11,8 +11,23 @@ from collections.abc import Callable, Mapping
 import jax
 import optax
 
+from mer_jax.engine.monitor import Monitoring
+
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "plateau")
+
+
+def monitoring(cfg, *, validation: bool, early_stopping: int = 0) -> Monitoring:
+    """The epoch-end monitor of optimizer config `cfg` (engine/monitor.py): a plateau schedule
+    when cfg.schedule is 'plateau' (factor decay_rate, patience), on the validation loss
+    when the folds have `validation` splits, which early stopping needs."""
+    plateau = cfg.schedule == "plateau"
+    return Monitoring(
+        validation=validation,
+        plateau_factor=float(cfg.decay_rate) if plateau else 0.0,
+        plateau_patience=int(cfg.patience) if plateau else 0,
+        early_stopping=int(early_stopping),
+    )
 
 
 def path_names(path) -> tuple[str, ...]:
@@ -25,12 +40,12 @@ def make_optimizer(cfg, steps_per_epoch: int, frozen: Callable | None = None):
 
     cfg keys: name ('sgd' | 'adam' | 'rmsprop'), lr, momentum, weight_decay,
     schedule ('constant' | 'step': x decay_rate every decay_every_epochs |
-    'plateau': x decay_rate when the mean TRAINING loss of an epoch has not
-    improved for `patience` epochs; the held-out subject is never looked at),
+    'plateau': constant here; the engine's epoch-end monitor scales the updates
+    by decay_rate after `patience` epochs without improvement of the validation
+    loss, or of the training loss without a validation split: `monitoring`),
     decay_every_epochs, decay_rate, patience.
     `frozen(path) -> bool` marks parameters that never change (e.g. AMAN's
     frozen ResNet trunk): their updates are zero and they get no optimizer state.
-    The returned transformation takes `value=loss` in `update` (plateau needs it).
     """
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"config key 'optimizer.schedule': {cfg.schedule!r} not in {SCHEDULES}")
@@ -80,14 +95,6 @@ def _build(items, steps_per_epoch: int, frozen):
         # L2 on the loss as in Caffe/PyTorch: decay added to the gradient before the update.
         parts.append(optax.add_decayed_weights(cfg["weight_decay"]))
     parts.append(opt)
-    if cfg["schedule"] == "plateau":
-        parts.append(
-            optax.contrib.reduce_on_plateau(
-                factor=cfg["decay_rate"],
-                patience=cfg.get("patience", 20),
-                accumulation_size=steps_per_epoch,
-            )
-        )
     tx = optax.chain(*parts)
     if frozen is not None:
 
@@ -97,4 +104,4 @@ def _build(items, steps_per_epoch: int, frozen):
             )
 
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
-    return optax.with_extra_args_support(tx)
+    return tx

@@ -34,7 +34,7 @@ Ablations (Table 3, "we kept only one module each time"):
 
 Pretrained weights: the paper pre-trains ResNet-18 on FER2017 (not
 published); `load_torchvision_resnet18` reads any torchvision `resnet18`
-state_dict saved as .npz.
+state_dict, as .pth/.pt (torch installed) or saved as .npz.
 """
 
 import dataclasses
@@ -400,18 +400,20 @@ def _resnet18_keys(width: int) -> dict[str, tuple[tuple[int, ...], str, tuple[st
 
 
 def load_torchvision_resnet18(
-    npz_path: str | os.PathLike, *, frozen_through: str = "layer3", width: int = 64
+    path: str | os.PathLike, *, frozen_through: str = "layer3", width: int = 64
 ) -> dict:
-    """ResNet-18 variables for `Model` from a torchvision `resnet18` state_dict saved as .npz.
+    """ResNet-18 variables for `Model` from a torchvision `resnet18` state_dict file.
 
-    Convert once, where torch is installed (a checkpoint that wraps its weights,
-    e.g. {'state_dict': ...}, needs `torch.load(...)['state_dict']`):
+    The file (config key `init.pretrained`) is read by `weights.read_state_dict`:
+    a .pth/.pt as `torch.save` wrote it, when torch is installed (a checkpoint
+    holding the weights under 'state_dict' or 'model' is unwrapped), or a .npz.
+    Without torch, convert a .pth once where torch is installed (the command is
+    `weights.NPZ_COMMAND`):
 
-        python -c "import numpy as np, torch; np.savez('resnet18.npz', **{k: v.numpy()
-          for k, v in torch.load('resnet18.pth', map_location='cpu').items()})"
+        python -c "import sys, numpy as np, torch; s = torch.load(sys.argv[1], map_location='cpu'); s = s.get('state_dict', s.get('model', s)); np.savez(sys.argv[2], **{k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in s.items()})" resnet18.pth resnet18.npz
 
-    (torchvision's ImageNet weights: `torchvision.models.resnet18(weights='IMAGENET1K_V1')
-    .state_dict()` in place of `torch.load(...)`; or a
+    (torchvision's ImageNet weights: `torch.save(torchvision.models.resnet18(
+    weights='IMAGENET1K_V1').state_dict(), 'resnet18.pth')`; or a
     face-expression checkpoint with the same keys). A common 'module.' prefix
     (DataParallel) is stripped; `fc.*` and `*.num_batches_tracked` are dropped.
     Conv weights go OIHW -> HWIO. Returns `{'params': {'trunk': ..., 'head': ...},
@@ -420,8 +422,8 @@ def load_torchvision_resnet18(
     merge it into initialised variables with `weights.merge_variables`.
     """
     _split_stages(frozen_through)
-    path = os.fspath(npz_path)
-    state = weights.read_npz_state_dict(path, what="aman: ResNet-18")
+    path = os.fspath(path)
+    state = weights.read_state_dict(path, what="aman: ResNet-18")
     expected = _resnet18_keys(width)
     ignored = [k for k in state if k.startswith("fc.") or k.endswith(".num_batches_tracked")]
     unexpected = sorted(set(state) - set(expected) - set(ignored))
@@ -481,4 +483,5 @@ SPEC = ModelSpec(
         trunk_of=trunk_of,
         head_of=head_of,
     ),
+    classifier=("head/classifier",),
 )

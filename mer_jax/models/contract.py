@@ -55,7 +55,7 @@ class ModelSpec:
     cross-entropy (FR's proposal loss, STANet's mask L1). `frozen(path) -> bool`:
     parameters that never change (no updates, no optimizer state).
     `load_pretrained(model, path) -> variables`: leaves to merge into every
-    fold's initialisation (`config.init.pretrained`).
+    fold's initialisation (`config.init.pretrained` naming a file).
     """
 
     name: str
@@ -70,6 +70,9 @@ class ModelSpec:
     frozen: Callable[[tuple[str, ...]], bool] | None = None
     load_pretrained: Callable[[nn.Module, str | os.PathLike], dict] | None = None
     trunk_head: TrunkHead | None = None
+    # Module paths ('/'-joined, under 'params') whose shapes follow num_classes: the classifier
+    # that fine-tuning replaces when the classes differ (mer_jax/finetune.py).
+    classifier: tuple[str, ...] = ("head",)
 
     @property
     def fields(self) -> frozenset[str]:

@@ -260,4 +260,5 @@ SPEC = ModelSpec(
         kwargs={"shared_features": 128, "detector_features": 32, "head_features": 64},
     ),
     aux_loss=aux_loss,
+    classifier=("head", "proposal"),
 )

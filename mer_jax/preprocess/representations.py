@@ -298,6 +298,20 @@ REPRESENTATIONS: dict[str, Representation] = {
 }
 
 
+# What a still image (one image, no clip: the macro-expression pre-training sets) can be
+# turned into: the image is its own apex frame, and a clip that does not move has nothing for
+# EVM to magnify. Every other representation needs motion.
+STILL_REPRESENTATIONS = ("apex", "evm_apex")
+
+
+def still_input(image: np.ndarray, spec: Mapping) -> np.ndarray:
+    """A still image (H, W, 3) uint8 as the `apex` / `evm_apex` input: resized to S x S and
+    converted to the representation's channels as those treat the apex frame (`apex_input`;
+    `evm_apex_batch` before magnifying)."""
+    channels = REPRESENTATIONS[spec["representation"]].shape(spec)[-1]
+    return to_channels(resize(image, spec["image_size"]), channels)
+
+
 def compute_batch(representation: str, clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
     """`REPRESENTATIONS[representation]` of every clip, (N, ...): batched where it has a form."""
     rep = REPRESENTATIONS[representation]

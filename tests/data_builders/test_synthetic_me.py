@@ -8,6 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import data_builders.synthetic_me  # noqa: F401  (registers `synthetic_me`)
+from data_builders import views
 from data_builders.synthetic_me import faces
 from data_builders.synthetic_me.synthetic_me_dataset_builder import Builder
 
@@ -289,3 +290,144 @@ def test_apex_frame_alone_is_learnable_at_default_amplitude():
     subtle = _apex_only_uar(CONFIGS["casme2_subtle"])
     assert default > 0.6  # Chance is 0.2.
     assert subtle < default - 0.2
+
+
+# ----------------------------------------------------------------------------
+# Macro-expression pre-training corpora.
+
+# Each pre-training corpus and the fine-tuning corpora it lines up with.
+MACRO = {"macro5": ("casme2", "casme2_subtle"), "macro3": ("megc2019", "megc2019_subtle")}
+
+
+def _corpus_fields(config):
+    """The generator knobs of a config (`faces.CorpusSpec`): equal ones render equal clips."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(faces.CorpusSpec)}
+
+
+def _camera(source):
+    """Everything of a source but its name and its shape (subjects, clips)."""
+    fields = dataclasses.asdict(source)
+    for key in ("name", "num_subjects", "class_counts", "max_clips_per_subject"):
+        del fields[key]
+    return fields
+
+
+@pytest.mark.parametrize("name", list(MACRO))
+def test_macro_classes_line_up_with_fine_tuning(name):
+    """Same class names in the same order, so the same action units per class index."""
+    macro = CONFIGS[name]
+    for target in MACRO[name]:
+        assert macro.class_names == CONFIGS[target].class_names
+    plans = {n: faces.plan_corpus(CONFIGS[n]) for n in (name, MACRO[name][0])}
+    units = {n: {c.label: c.action_units for c in plan.clips} for n, plan in plans.items()}
+    assert units[name] == units[MACRO[name][0]]
+    assert len(units[name]) == len(macro.class_names)
+
+
+@pytest.mark.parametrize("name", list(MACRO))
+def test_macro_sources_subjects_and_clip_counts(name):
+    config = CONFIGS[name]
+    plan = faces.plan_corpus(config)
+    names = [s.name for s in config.sources]
+    assert len(names) >= 3 and len(set(names)) == len(names)
+    assert all(n.startswith("macro_") for n in names)
+    # Every source has its own camera.
+    cameras = [_camera(s) for s in config.sources]
+    assert all(a != b for i, a in enumerate(cameras) for b in cameras[i + 1 :])
+    assert {s.grey for s in config.sources} == {True, False}
+    # Subjects: as many as configured, unique across sources, named by their source.
+    assert len(plan.subjects) == sum(s.num_subjects for s in config.sources)
+    assert len({s.id for s in plan.subjects}) == len(plan.subjects)
+    for source in config.sources:
+        mine = [s for s in plan.subjects if s.source is source]
+        assert len(mine) == source.num_subjects
+        assert all(s.id.startswith(f"{source.name}/") for s in mine)
+        labels = [c.label for c in plan.clips if c.subject.source is source]
+        counts = np.bincount(labels, minlength=len(config.class_names))
+        assert tuple(counts) == source.class_counts
+        per_subject = np.bincount([c.subject.index for c in plan.clips if c.subject in mine])
+        assert per_subject[per_subject > 0].max() <= source.max_clips_per_subject
+    assert len(plan.clips) == sum(sum(s.class_counts) for s in config.sources)
+    assert len({c.id for c in plan.clips}) == len(plan.clips)
+    # Modest: a 2-core CPU builds it in seconds.
+    assert 30 <= len(plan.subjects) <= 40 and 300 <= len(plan.clips) <= 450
+
+
+@pytest.mark.parametrize("name", list(MACRO))
+def test_macro_people_are_not_the_fine_tuning_subjects(name):
+    """Its own seed: no neutral face of the pre-training corpus is one of the fine-tuning's."""
+    config, target = CONFIGS[name], CONFIGS[MACRO[name][0]]
+    assert config.seed != target.seed
+    faces_of = (
+        lambda c: [  # noqa: E731
+            faces.neutral_face(s, 32) for s in faces.plan_corpus(c).subjects[:8]
+        ]
+    )
+    for a in faces_of(config):
+        for b in faces_of(target):
+            assert np.abs(a - b).mean() > 1.0
+
+
+@pytest.mark.parametrize("name", list(MACRO))
+def test_macro_motion_is_larger(name):
+    config = CONFIGS[name]
+    for target in MACRO[name]:
+        assert config.amplitude_px >= 2 * CONFIGS[target].amplitude_px
+    subject = faces.plan_corpus(config).subjects[0]
+    for aus in {faces.CLASS_ACTION_UNITS[c] for c in config.class_names}:
+        field = faces.displacement_field(subject, aus, 112, config.amplitude_px)
+        assert np.linalg.norm(field, axis=-1).max() == pytest.approx(config.amplitude_px, rel=0.03)
+    # Rendered: onset -> apex changes the pixels far more than in the fine-tuning corpus.
+    energy = {}
+    for corpus in (name, MACRO[name][0]):
+        cfg = CONFIGS[corpus]
+        clips = _clips_per_class(faces.plan_corpus(cfg), per_class=3)
+        energy[corpus] = np.mean(
+            [
+                np.abs(
+                    np.diff(
+                        faces.render_clip(
+                            cfg, c, noise=False, head_motion=False, frames=[c.onset, c.apex]
+                        ).astype(np.float32),
+                        axis=0,
+                    )
+                ).mean()
+                for c in clips
+            ]
+        )
+    assert energy[name] > 1.5 * energy[MACRO[name][0]]
+
+
+def test_macro_grey_sources_store_identical_channels():
+    for name in MACRO:
+        config = CONFIGS[name]
+        plan = faces.plan_corpus(config)
+        for source in config.sources:
+            clip = next(c for c in plan.clips if c.subject.source is source)
+            apex = faces.render_clip(config, clip, frames=[clip.apex])[0].astype(np.int16)
+            grey = (apex[..., 0] == apex[..., 1]).all() and (apex[..., 1] == apex[..., 2]).all()
+            assert grey == source.grey, (name, source.name)
+
+
+def test_macro_apex_frame_alone_is_learnable():
+    """Evidence that pre-training on the apex frame learns the classes (chance 0.2)."""
+    assert _apex_only_uar(CONFIGS["macro5"]) > 0.85
+
+
+def test_macro_and_fine_tuning_view_configs():
+    """The stored views of the pre-training -> fine-tuning recipe: the corpus' clips, one view."""
+    wanted = {
+        "macro5_apex_56": ("macro5", views.apex_view(56)),
+        "casme2_subtle_apex_56": ("casme2_subtle", views.apex_view(56)),
+        "macro3_evm_apex_32": ("macro3", views.evm_apex_view(32)),
+        "megc2019_subtle_evm_apex_32": ("megc2019_subtle", views.evm_apex_view(32)),
+    }
+    for name, (corpus, view) in wanted.items():
+        config = CONFIGS[name]
+        assert config.view == view and CONFIGS[corpus].view is None
+        assert _corpus_fields(config) == _corpus_fields(CONFIGS[corpus])
+    # Pre-training and fine-tuning views give the same input shape.
+    assert CONFIGS["macro5_apex_56"].view.shape == CONFIGS["casme2_subtle_apex_56"].view.shape
+    assert CONFIGS["macro3_evm_apex_32"].view.shape == (
+        CONFIGS["megc2019_subtle_evm_apex_32"].view.shape
+    )

@@ -1,6 +1,9 @@
 """AMAN (seed 003): ResNet-18 parameter arithmetic, trunk/head split, Eq. (5)-(10) against
-NumPy, and the torchvision .npz loader against a NumPy torchvision-semantics forward pass."""
+NumPy, and the torchvision .npz/.pth loader against a NumPy torchvision-semantics forward
+pass (the .pth tests need torch and skip without it)."""
 
+import re
+import sys
 from functools import partial
 
 import jax
@@ -9,6 +12,7 @@ import numpy as np
 import pytest
 
 from mer_jax import models
+from mer_jax.errors import UserError
 from mer_jax.models import aman, weights
 
 TORCHVISION_RESNET18_PARAMS = 11_689_512  # torchvision.models.resnet18(), fc included
@@ -397,6 +401,77 @@ def test_loader_errors_name_the_key_and_file(tmp_path):
         aman.load_torchvision_resnet18(tmp_path / "full.npz", width=8)
 
 
+def _save(path, state):
+    """`state` written as `path`'s suffix says: np.savez, or torch.save of tensors."""
+    if path.suffix == ".npz":
+        np.savez(path, **state)
+    else:
+        torch = pytest.importorskip("torch")
+        torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}, path)
+
+
+def test_pth_gives_exactly_the_variables_of_the_same_arrays_as_npz(tmp_path):
+    torch = pytest.importorskip("torch")
+    state = fake_state_dict(8, seed=5)
+    np.savez(tmp_path / "weights.npz", **state)
+    want = aman.load_torchvision_resnet18(tmp_path / "weights.npz", width=8)
+    tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+    checkpoints = {
+        "plain.pth": tensors,
+        "wrapped.pt": {"state_dict": tensors, "epoch": 3},
+        "model.pth": {"model": {f"module.{k}": v for k, v in tensors.items()}, "epoch": 3},
+    }
+    for name, obj in checkpoints.items():
+        torch.save(obj, tmp_path / name)
+        got = aman.load_torchvision_resnet18(tmp_path / name, width=8)
+        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want), name
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            assert a.dtype == b.dtype == np.float32
+            np.testing.assert_array_equal(a, b)
+
+    # A half-precision checkpoint reads as float32 (NumPy has no bfloat16 for .numpy()).
+    half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tensors.items()}
+    torch.save(half, tmp_path / "half.pth")
+    rounded = {
+        k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in half.items()
+    }
+    np.savez(tmp_path / "rounded.npz", **rounded)
+    jax.tree_util.tree_map(
+        np.testing.assert_array_equal,
+        aman.load_torchvision_resnet18(tmp_path / "half.pth", width=8),
+        aman.load_torchvision_resnet18(tmp_path / "rounded.npz", width=8),
+    )
+
+    torch.save([torch.zeros(3)], tmp_path / "list.pth")
+    with pytest.raises(UserError, match=r"list\.pth holds no state_dict"):
+        aman.load_torchvision_resnet18(tmp_path / "list.pth", width=8)
+    (tmp_path / "garbage.pth").write_bytes(b"not a torch file")
+    with pytest.raises(UserError, match=r"garbage\.pth: torch\.load failed"):
+        aman.load_torchvision_resnet18(tmp_path / "garbage.pth", width=8)
+
+
+def test_unknown_suffix_and_pth_without_torch_are_user_errors(tmp_path, monkeypatch):
+    path = tmp_path / "resnet18.h5"
+    path.write_bytes(b"\x89HDF")
+    with pytest.raises(
+        UserError, match=r"resnet18\.h5: unknown suffix '\.h5'.*\.npz, \.pth or \.pt"
+    ):
+        aman.load_torchvision_resnet18(path, width=8)
+    # No torch (None in sys.modules makes `import torch` fail): install it or convert.
+    monkeypatch.setitem(sys.modules, "torch", None)
+    path = tmp_path / "resnet18.pth"
+    path.write_bytes(b"PK")
+    with pytest.raises(UserError) as err:
+        aman.load_torchvision_resnet18(path, width=8)
+    message = str(err.value)
+    assert "torch is not installed" in message and "pip install torch" in message
+    assert message.endswith(f"{weights.NPZ_COMMAND} {path} {tmp_path / 'resnet18'}.npz")
+    # aman's docstring shows the same conversion command.
+    assert weights.NPZ_COMMAND in aman.load_torchvision_resnet18.__doc__
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere.pt"))):
+        aman.load_torchvision_resnet18(tmp_path / "nowhere.pt", width=8)
+
+
 # NumPy forward pass with torchvision semantics (NCHW, OIHW, symmetric padding, eval-mode BN).
 def _np_conv(x, w, stride, pad):
     n, _, h, wd = x.shape
@@ -442,16 +517,16 @@ def np_resnet18_features(images_nhwc, sd):
     return x.mean(axis=(2, 3))
 
 
-def test_pretrained_model_matches_numpy_torchvision_forward(tmp_path):
+@pytest.mark.parametrize("suffix", [".npz", ".pth"])
+def test_pretrained_model_matches_numpy_torchvision_forward(tmp_path, suffix):
     width, n_clips, n, k, size = 8, 2, 3, 2, 32
     state = fake_state_dict(width, seed=3)
-    np.savez(tmp_path / "tiny.npz", **state)
+    path = tmp_path / f"tiny{suffix}"
+    _save(path, state)
     model = aman.Model(num_classes=3, width=width)
     x = np.random.default_rng(4).uniform(size=(n_clips, n, k, size, size, 3)).astype(np.float32)
     init = random_variables(model, x)
-    variables = weights.merge_variables(
-        init, aman.load_torchvision_resnet18(tmp_path / "tiny.npz", width=width)
-    )
+    variables = weights.merge_variables(init, aman.load_torchvision_resnet18(path, width=width))
     logits, out = model.apply(variables, x)
 
     f = np_resnet18_features(x.reshape(-1, size, size, 3).astype(np.float64), state)
