@@ -254,10 +254,20 @@ def write(
     return workdir / WEIGHTS
 
 
-def _save_state(path: pathlib.Path, tree: dict) -> None:
+def _checkpointer():
+    """An orbax PyTree checkpointer of this process alone: an export is host arrays, written
+    by one process and read by any, with no barrier across a distributed run's processes."""
+    import jax
     import orbax.checkpoint as ocp
 
-    with ocp.PyTreeCheckpointer() as checkpointer:
+    me = jax.process_index()
+    alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    handler = ocp.PyTreeCheckpointHandler(multiprocessing_options=alone)
+    return ocp.Checkpointer(handler, multiprocessing_options=alone)
+
+
+def _save_state(path: pathlib.Path, tree: dict) -> None:
+    with _checkpointer() as checkpointer:
         checkpointer.save(path, tree)
 
 
@@ -317,9 +327,7 @@ def load(workdir) -> Exported:
     if not state_dir.is_dir():
         raise _incomplete(state_dir, "missing, the export is incomplete")
     try:
-        import orbax.checkpoint as ocp
-
-        with ocp.PyTreeCheckpointer() as checkpointer:
+        with _checkpointer() as checkpointer:
             tree = checkpointer.restore(state_dir)
     except Exception as err:
         raise errors.UserError(f"{state_dir}: cannot restore the weights ({err})") from None

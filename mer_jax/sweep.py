@@ -21,7 +21,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mer_jax
-from mer_jax import cli, data, engine, errors, export, finetune, models, protocols, report
+from mer_jax import (
+    cli,
+    data,
+    distributed,
+    engine,
+    errors,
+    export,
+    finetune,
+    models,
+    protocols,
+    report,
+)
 from mer_jax import config as config_lib
 from mer_jax import results as results_lib
 from mer_jax import workdir as workdir_lib
@@ -39,7 +50,12 @@ def run(config, workdir=None, *, force: bool = False, progress: bool = True, log
     """
     config_lib.check(config)
     flat = config_lib.flatten(config)
-    opened = workdir_lib.open_workdir(workdir, flat, force=force, log=log) if workdir else None
+    opened = None
+    if workdir and distributed.is_main():
+        opened = workdir_lib.open_workdir(workdir, flat, force=force, log=log)
+    distributed.barrier("mer-jax sweep: work dir opened")  # several processes: 0 opens it
+    if workdir and not distributed.is_main():
+        opened = workdir_lib.follow(workdir, flat)
     with opened or contextlib.nullcontext() as wd:
         if wd is not None and wd.finished:
             log(f"{wd.path} holds this config's finished run: nothing to do (--force: run again)")
@@ -68,6 +84,8 @@ def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict
     finally:
         if checkpointer is not None:
             checkpointer.close()
+    if distributed.process_count() > 1:  # every process holds the whole state, on the host
+        trained = dataclasses.replace(trained, state=engine.to_host_tree(trained.state))
     protocol = trained.select(sweep.protocol_rows())
     if np.all(protocol.diverged_epoch >= 0):
         raise ValueError(
@@ -103,7 +121,7 @@ def _run(config, wd: workdir_lib.WorkDir | None, *, progress: bool, log) -> dict
         "images_per_s": trained.images_seen / max(trained.train_s, 1e-9),
         "total_s": time.perf_counter() - start,
     }
-    if wd is not None:
+    if wd is not None and wd.writes:
         paths = report.write_report(results, wd.path, attention_maps=maps)
         log(f"wrote {wd.path}/: {', '.join(sorted(p.name for p in paths.values()))}")
         exported = export.write(
@@ -484,6 +502,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="persistent XLA compilation cache directory",
     )
     p.add_argument("--no-compile-cache", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(fn=cmd_sweep)
     return p
 
@@ -508,6 +527,14 @@ def default_workdir(spec: str) -> pathlib.Path:
 
 
 def cmd_sweep(args) -> int:
+    distributed.initialize(args)  # before anything touches a device
+    main = distributed.is_main()
+    if not main:
+        print(
+            f"mer-jax: process {__import__('jax').process_index()} of "
+            f"{distributed.process_count()}: training its share of the folds; process 0 reports",
+            file=sys.stderr,
+        )
     config = config_lib.load(args.config)
     config_lib.override(config, args.set or [])
     if args.seeds is not None:
@@ -517,10 +544,15 @@ def cmd_sweep(args) -> int:
     workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(args.config)
     _enable_compilation_cache(None if args.no_compile_cache else args.compile_cache)
     try:
-        results = run(config, workdir, force=args.force, progress=not args.no_progress)
+        results = run(
+            config, workdir, force=args.force, progress=main and not args.no_progress,
+            log=print if main else distributed.quiet,
+        )  # fmt: skip
     except engine.Interrupted as stop:
         print(f"mer-jax: {stop}", file=sys.stderr)
         return 130
+    if not main:
+        return 3 if results.get("diverged_folds") else 0
     m, t = results["metrics"], results["timing"]
     sd, by_source_sd = results.get("metrics_sd") or {}, results.get("metrics_by_source_sd") or {}
     seeds = results.get("seeds") or [results.get("seed")]

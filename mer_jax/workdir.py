@@ -42,6 +42,7 @@ class WorkDir:
     resuming: bool  # an interrupted run of the same config: continue from its checkpoints
     finished: bool  # the same config already ran to the end here
     _lock: object = None
+    writes: bool = True  # False: another process of a distributed run writes (`follow`)
 
     @property
     def checkpoints(self) -> pathlib.Path:
@@ -49,8 +50,9 @@ class WorkDir:
 
     def finish(self, outputs) -> None:
         """Record the run as finished, with the files it wrote (names relative to the dir)."""
-        names = sorted(str(pathlib.Path(p).relative_to(self.path)) for p in outputs)
-        _write_manifest(self.path, self.config, "finished", names)
+        if self.writes:
+            names = sorted(str(pathlib.Path(p).relative_to(self.path)) for p in outputs)
+            _write_manifest(self.path, self.config, "finished", names)
         self.finished = True
 
     def close(self) -> None:
@@ -94,6 +96,17 @@ def open_workdir(path, config: dict, *, force: bool = False, log=print) -> WorkD
     except BaseException:
         lock.release()
         raise
+
+
+def follow(path, config: dict) -> WorkDir:
+    """The work dir process 0 of a distributed run opened (`open_workdir`), as the other
+    processes see it: not locked, never written; finished or resuming as its manifest says."""
+    path = pathlib.Path(path)
+    manifest = _read_manifest(path)
+    if manifest is None or manifest["config"] != _plain(config):
+        raise RuntimeError(f"work dir {path}: process 0 opened it for another config")
+    status = manifest["status"]
+    return WorkDir(path, config, status == "running", status == "finished", writes=False)
 
 
 def _read_manifest(path: pathlib.Path) -> dict | None:

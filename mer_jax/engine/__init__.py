@@ -70,6 +70,7 @@ from mer_jax.engine.layout import (
     fold_mesh,
     max_folds_per_call,
     pad_folds,
+    to_host_tree,
 )
 from mer_jax.engine.monitor import Monitor, Monitoring
 from mer_jax.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer, monitoring
@@ -83,6 +84,7 @@ __all__ = [
     "concatenate",
     "monitoring",
     "seed_tables",
+    "to_host_tree",
     "Checkpointer",
     "Interrupted",
     "DTYPES",

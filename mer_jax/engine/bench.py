@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax import config as config_lib
-from mer_jax import engine, models
+from mer_jax import distributed, engine, models
 from mer_jax.models import layers
 
 PRESETS = ("auto", "small", "paper")
@@ -527,6 +527,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    distributed.add_arguments(p)
     p.set_defaults(fn=cmd_bench)
     return p
 
@@ -536,7 +537,18 @@ def _log(message: str) -> None:
 
 
 def cmd_bench(args) -> int:
-    """`mer-jax bench`: print the table (or --json) of one model, or of every model."""
+    """`mer-jax bench`: print the table (or --json) of one model, or of every model; with
+    --distributed, the scaling over processes (`engine.scaling`)."""
+    if distributed.requested(args):
+        from mer_jax.engine import scaling
+
+        distributed.initialize(args)
+        result = scaling.run_scaling(
+            config_from_args(args), log=_log if distributed.is_main() else None
+        )
+        if distributed.is_main():
+            scaling.print_scaling(result, args.json)
+        return 0
     if args.all_models:
         given = [
             flag

@@ -291,7 +291,8 @@ def resolve_strategy(strategy: str, step_loop: str) -> tuple[str, str]:
     Step loops: 'scan' (an epoch's steps in `lax.scan` and the held-out
     evaluation in the same program) or 'python' (one compiled step, called per
     step; same keys, batches and results).
-    'auto' is vmap + scan on GPU/TPU and loop + python on CPU: there vmapped
+    'auto' is vmap + scan on GPU/TPU and loop + python on CPU (vmap + python with
+    several processes, `mer_jax.distributed`): there vmapped
     convolutions become slow grouped convolutions and a convolution inside
     XLA control flow runs about 3x slower than the same step called from
     Python (jax#12868; measured in docs/benchmarks.md).
@@ -301,8 +302,8 @@ def resolve_strategy(strategy: str, step_loop: str) -> tuple[str, str]:
     if step_loop not in STEP_LOOPS:
         raise ValueError(f"config key 'train.step_loop': {step_loop!r} not in {STEP_LOOPS}")
     cpu = jax.default_backend() == "cpu"
-    if strategy == "auto":
-        strategy = "loop" if cpu else "vmap"
+    if strategy == "auto":  # several processes: the fold axis must spread over them
+        strategy = "loop" if cpu and jax.process_count() == 1 else "vmap"
     if step_loop == "auto":
         step_loop = "python" if cpu else "scan"
     if strategy == "map" and step_loop == "python":

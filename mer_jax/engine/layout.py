@@ -213,6 +213,11 @@ def to_host(x) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
+def to_host_tree(tree):
+    """Every leaf of `tree` as a host NumPy array (`to_host`: gathered from every process)."""
+    return jax.tree_util.tree_map(to_host, tree)
+
+
 def shard_map(fn, mesh, in_specs):
     """`fn` on each device's block of folds; every output keeps a leading fold axis.
 
