@@ -426,8 +426,19 @@ def _check_across(config, spec) -> None:
     if i.magnifier_checkpoint and not os.path.isfile(full):
         what = "is a directory, not a file" if os.path.isdir(full) else "does not exist"
         raise _bad("input.magnifier_checkpoint", i.magnifier_checkpoint, f"a file ({what})")
+    _check_seeds(config)
     _check_validation(config)
     _check_pretrained(config.init.pretrained, spec)
+
+
+def _check_seeds(config) -> None:
+    """`seed` may not contradict a non-empty `seeds` (it would be ignored without a word)."""
+    if config.seeds and config.seed not in (0, config.seeds[0]):
+        raise _bad(
+            "seed", config.seed,
+            f"used with 'seeds' {tuple(config.seeds)} set: give one seed with --seeds 1, or "
+            f"set seeds=({config.seed},)",
+        )  # fmt: skip
 
 
 def _check_validation(config) -> None:

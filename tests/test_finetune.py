@@ -191,3 +191,9 @@ def test_validation_keys_that_contradict_are_refused(tfds_dir):
     with pytest.raises(errors.UserError, match="'train.validation_subjects': 1 is not 0 with"):
         config_lib.check(holdout)
     assert cli.main(["sweep", f"{FINETUNE}:synthetic,smoke", "--seeds", "0"]) == 2
+    quick = config_lib.load(str(ROOT / "experiments" / "quickstart.py"))  # seeds (0, 1, 2)
+    quick.seed = 1  # would be ignored without a word
+    with pytest.raises(errors.UserError, match="'seed': 1 is not used with 'seeds'"):
+        config_lib.check(quick)
+    quick.seeds = (1,)
+    config_lib.check(quick)
