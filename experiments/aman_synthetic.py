@@ -30,6 +30,9 @@ def get_config(arg=None):
     c.model = "aman"
     c.model_kwargs.width = 64
     c.model_kwargs.frozen_through = "layer3"
+    # No ResNet-18 weights ship with mer_jax (nothing downloads): on the synthetic corpus the
+    # frozen trunk is a random one, on purpose. With the real data give init.pretrained.
+    c.init.random_frozen_trunk = True
     c.model_kwargs.magnification_pool = "attention"
     c.model_kwargs.frame_pool = "attention"
     c.train.epochs = 50

@@ -259,6 +259,7 @@ def rules() -> dict[str, Rule]:
         "model": choice(models.MODELS),
         "init.pretrained": TEXT,  # '', a work dir or a file the model loads (check)
         "init.freeze": Rule(_is_regex, "a regular expression (Python re)"),
+        "init.random_frozen_trunk": BOOL,  # False: a frozen trunk needs init.pretrained (check)
         "train.epochs": positive,
         "train.batch_size": positive,
         "train.balance": BOOL,
@@ -429,6 +430,7 @@ def _check_across(config, spec) -> None:
     _check_seeds(config)
     _check_validation(config)
     _check_pretrained(config.init.pretrained, spec)
+    _check_frozen_trunk(config, spec)
 
 
 def _check_seeds(config) -> None:
@@ -439,6 +441,20 @@ def _check_seeds(config) -> None:
             f"used with 'seeds' {tuple(config.seeds)} set: give one seed with --seeds 1, or "
             f"set seeds=({config.seed},)",
         )  # fmt: skip
+
+
+def _check_frozen_trunk(config, spec) -> None:
+    """A frozen trunk (AMAN: ResNet-18 through `frozen_through`, seed 003 Sec. 3.1.1, pre-trained
+    on facial expressions) left random is an error unless `init.random_frozen_trunk` says so."""
+    if config.init.pretrained or config.init.random_frozen_trunk or spec.trunk_head is None:
+        return
+    if spec.trains_head_only(spec.build(spec.num_classes, **config.model_kwargs)):
+        raise UserError(
+            f"config key 'init.pretrained': model {spec.name} freezes its trunk "
+            f"({dict(config.model_kwargs)}), which would stay at its random initialisation: "
+            "give its pre-trained weights (a torchvision ResNet-18 .npz/.pth, or a pre-training "
+            "work dir), or set init.random_frozen_trunk=True if a random frozen trunk is meant"
+        )
 
 
 def _check_validation(config) -> None:

@@ -74,6 +74,9 @@ def _init() -> ml_collections.ConfigDict:
             # Regex on '/'-joined parameter paths ('stem|stage1'): parameters that never
             # change (no updates, no optimizer state); '' = none besides the model's own.
             "freeze": "",
+            # A model that freezes a trunk (AMAN) without `pretrained` would train on a random,
+            # fixed trunk: an error, unless this says it is intended (synthetic smoke runs).
+            "random_frozen_trunk": False,
         }
     )
 

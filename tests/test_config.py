@@ -316,3 +316,19 @@ def test_override_sets_values_that_check_then_judges():
     config_lib.override(config, ["optimizer.lr=-1"])
     with pytest.raises(UserError, match=r"^config key 'optimizer.lr': -1.0 is not a number > 0$"):
         config_lib.check(config)
+
+
+def test_a_frozen_random_trunk_is_an_error_unless_intended(tmp_path):
+    """AMAN freezes ResNet-18 through layer3 (seed 003): without init.pretrained that trunk
+    would stay random; the synthetic config says it means it, a copy that does not fails."""
+    aman = config_lib.load(str(ROOT / "experiments" / "aman_synthetic.py"))
+    config_lib.check(aman)  # init.random_frozen_trunk=True there
+    aman.init.random_frozen_trunk = False
+    with pytest.raises(UserError, match="freezes its trunk .* random initialisation"):
+        config_lib.check(aman)
+    weights = tmp_path / "resnet18.npz"
+    weights.write_bytes(b"")
+    aman.init.pretrained = str(weights)
+    config_lib.check(aman)
+    aman.init.pretrained, aman.model_kwargs.frozen_through = "", "none"  # nothing frozen
+    config_lib.check(aman)
