@@ -58,10 +58,22 @@ STATE = "state"
 _TMP_PREFIX = ".weights.tmp-"
 
 
+_SEED_SUFFIX = re.compile(r" \(seed \d+\)$")
+
+
+def seed_name(name: str, seed: int) -> str:
+    """A fold's exported name when a sweep ran several seeds: 's01 (seed 3)'."""
+    return f"{name} (seed {seed})"
+
+
+def base_name(name: str) -> str:
+    """A fold's name without the ' (seed S)' of `seed_name`."""
+    return _SEED_SUFFIX.sub("", name)
+
+
 def is_final_model(name: str) -> bool:
-    """Whether fold name `name` is a final model: FINAL_MODEL, or 'FINAL_MODEL (seed S)' when a
-    sweep ran several seeds (`sweep.Sweep.row_names`)."""
-    return re.fullmatch(re.escape(FINAL_MODEL) + r"( \(seed \d+\))?", name) is not None
+    """Whether fold name `name` is a final model: FINAL_MODEL, or with a `seed_name` suffix."""
+    return base_name(name) == FINAL_MODEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,10 +344,7 @@ def load(workdir) -> Exported:
     except Exception as err:
         raise errors.UserError(f"{state_dir}: cannot restore the weights ({err})") from None
     model = build_model(meta)
-    shape = (1, *meta["input"]["model_input_shape"])
-    template = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros(shape, jnp.float32), train=False)
-    )
+    template = models.variable_shapes(model, meta["input"]["model_input_shape"])
     num_folds = len(meta["fold_names"])
     folds, shared = dict(tree.get("folds") or {}), dict(tree.get("shared") or {})
     if meta["model"].get("layout") == "trunk_head":

@@ -26,13 +26,10 @@ import re
 from collections.abc import Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mer_jax import export
 from mer_jax.errors import UserError
-
-_SEED_SUFFIX = re.compile(r" \(seed \d+\)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,18 +65,13 @@ def nested(leaves: Mapping[str, object]) -> dict:
     return out
 
 
-def template_of(model, example_shape) -> dict:
-    """Shapes of `model`'s variables for one example of `example_shape` (nothing allocated)."""
-    x = jnp.zeros((1, *example_shape), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-
-
-def initial_weights(config, model, spec, class_names, example_shape, *, log=print) -> Initial:
-    """The `init.pretrained` weights of `model` (see the module docstring)."""
+def initial_weights(config, model, spec, class_names, template, *, log=print) -> Initial:
+    """The `init.pretrained` weights of `model`, whose variables' shapes are `template`
+    (`models.variable_shapes`; see the module docstring)."""
     path = config.init.pretrained
     if not path:
         return Initial(None, {"pretrained": "", "loaded_leaves": 0, "fresh_leaves": []})
-    template = flat(template_of(model, example_shape))
+    template = flat(template)
     full = os.path.expanduser(path)
     if os.path.isdir(full):
         leaves, source = from_workdir(full, class_names, spec, log=log)
@@ -142,7 +134,7 @@ def _pretrained_row(exported, path: str) -> tuple[int, str]:
     diverged = exported.meta.get("diverged") or {}
     usable = [i for i, n in enumerate(names) if n not in diverged]
     finals = [i for i in usable if export.is_final_model(names[i])]
-    bases = {_SEED_SUFFIX.sub("", names[i]) for i in usable}
+    bases = {export.base_name(names[i]) for i in usable}
     if finals:
         return finals[0], names[finals[0]]
     if usable and len(bases) == 1:

@@ -211,7 +211,7 @@ class Sweep:
         names = [*self.tables[0].names, *([export.FINAL_MODEL] if self.final_model else [])]
         if len(self.seeds) == 1:
             return names
-        return [f"{n} (seed {s})" for s in self.seeds for n in names]
+        return [export.seed_name(n, s) for s in self.seeds for n in names]
 
 
 def load_folds(config, *, log=print, progress: bool = True) -> Sweep:
@@ -276,9 +276,9 @@ def build_training(config, schedule: engine.Schedule, dataset, *, log=print) -> 
     aug = engine.Augment(**config.augment)
     size = aug.crop_size or min(dataset.images.shape[-3:-1])
     example = (*dataset.images.shape[1:-3], size, size, dataset.images.shape[-1])
-    initial = finetune.initial_weights(config, model, spec, dataset.class_names, example, log=log)
-    params = finetune.template_of(model, example)["params"]
-    frozen, frozen_names = finetune.frozen_rule(config.init.freeze, spec, params)
+    template = models.variable_shapes(model, example)
+    initial = finetune.initial_weights(config, model, spec, dataset.class_names, template, log=log)
+    frozen, frozen_names = finetune.frozen_rule(config.init.freeze, spec, template["params"])
     if config.init.freeze:
         log(f"init.freeze: {len(frozen_names)} modules frozen: {', '.join(frozen_names)}")
     tx = engine.make_optimizer(config.optimizer, schedule.steps_per_epoch, frozen=frozen)
@@ -531,8 +531,8 @@ def cmd_sweep(args) -> int:
     main = distributed.is_main()
     if not main:
         print(
-            f"mer-jax: process {__import__('jax').process_index()} of "
-            f"{distributed.process_count()}: training its share of the folds; process 0 reports",
+            f"mer-jax: process {jax.process_index()} of {distributed.process_count()}: "
+            "training its share of the folds; process 0 reports",
             file=sys.stderr,
         )
     config = config_lib.load(args.config)

@@ -38,29 +38,26 @@ def _argv(workdir, tfds_dir, *settings):
     return argv
 
 
-def _two_processes(workdir, tfds_dir, *settings, heartbeat=100):
+def _two_processes(argv, *, stderr=subprocess.STDOUT):
+    """Processes 0 and 1 of `argv` (a `mer-jax` command line) on one localhost coordinator."""
     port = _port()
+    cluster = ["--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id"]
     return [
         subprocess.Popen(
-            [
-                *_argv(workdir, tfds_dir, *settings),
-                "--coordinator",
-                f"localhost:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(i),
-                "--heartbeat-timeout",
-                str(heartbeat),
-            ],
+            [*argv, *cluster, str(i)],
             env=subprocess_env(),
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=stderr,
             text=True,
         )  # fmt: skip
         for i in (0, 1)
     ]
+
+
+def _two_sweeps(workdir, tfds_dir, *settings, heartbeat=100):
+    argv = [*_argv(workdir, tfds_dir, *settings), "--heartbeat-timeout", str(heartbeat)]
+    return _two_processes(argv)
 
 
 def _results(workdir) -> dict:
@@ -82,7 +79,7 @@ def built(tfds_dir):
 @pytest.mark.parametrize("final_model", [False, True], ids=["4_folds", "5_rows_on_2_devices"])
 def test_two_processes_give_the_one_process_results_and_one_report(built, tmp_path, final_model):
     settings = ("train.epochs=2", f"train.final_model={final_model}")
-    procs = _two_processes(tmp_path / "two", built, *settings)
+    procs = _two_sweeps(tmp_path / "two", built, *settings)
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     assert "process 1 of 2" in outs[1] and "UAR" not in outs[1]  # only process 0 reports
@@ -107,7 +104,7 @@ def test_two_processes_give_the_one_process_results_and_one_report(built, tmp_pa
 def test_a_dead_process_ends_the_other_with_an_error(built, tmp_path):
     """Kill process 1 once it trains: process 0 stops within the heartbeat timeout (5 s here),
     with JAX's error saying another task died, instead of waiting forever."""
-    procs = _two_processes(tmp_path / "run", built, "train.epochs=200", heartbeat=5)
+    procs = _two_sweeps(tmp_path / "run", built, "train.epochs=200", heartbeat=5)
     deadline = time.monotonic() + 300
     while not (tmp_path / "run" / "run.json").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -122,42 +119,9 @@ def test_a_dead_process_ends_the_other_with_an_error(built, tmp_path):
 
 
 def test_bench_distributed_reports_per_device_speed_and_scaling_efficiency(tmp_path):
-    port = _port()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mer_jax.cli",
-                "bench",
-                "--folds",
-                "4",
-                "--batch",
-                "2",
-                "--steps",
-                "1",
-                "--warmup",
-                "0",
-                "--width",
-                "4",
-                "--input-size",
-                "16",
-                "--json",
-                "--coordinator",
-                f"localhost:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(i),
-            ],
-            env=subprocess_env(),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for i in (0, 1)
-    ]
+    argv = [sys.executable, "-m", "mer_jax.cli", "bench", "--folds", "4", "--batch", "2",
+            "--steps", "1", "--warmup", "0", "--width", "4", "--input-size", "16", "--json"]  # fmt: skip
+    procs = _two_processes(argv, stderr=subprocess.PIPE)
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     assert "images_per_s" not in outs[1][0]  # process 0 reports (gloo prints its own line)

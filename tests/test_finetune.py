@@ -117,11 +117,12 @@ def test_wrong_leaves_and_ambiguous_work_dirs_are_one_line_errors(pretrained, tf
     other.model_kwargs = config_lib.base().model_kwargs
     other.init.pretrained = str(workdir)
     with pytest.raises(errors.UserError, match=r"leaf \S+ of .* is not in the model"):
+        dense = models.build("dense_mixed_attention", 3, growth_rate=4, layers_per_block=(1, 1),
+                             head_size=2)  # fmt: skip
         finetune.initial_weights(
-            other, models.build("dense_mixed_attention", 3, growth_rate=4,
-                                layers_per_block=(1, 1), head_size=2),
-            models.spec("dense_mixed_attention"), ("negative", "positive", "surprise"),
-            (28, 28, 1), log=_quiet,
+            other, dense, models.spec("dense_mixed_attention"),
+            ("negative", "positive", "surprise"), models.variable_shapes(dense, (28, 28, 1)),
+            log=_quiet,
         )  # fmt: skip
     loso = _tiny(tfds_dir, **{"train.epochs": 1})
     sweep.run(loso, tmp_path / "loso", progress=False, log=_quiet)

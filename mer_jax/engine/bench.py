@@ -224,7 +224,7 @@ def _resolve(strategy: str, step_loop: str) -> tuple[str, str]:
     return engine.resolve_strategy(strategy, step_loop)
 
 
-def _check(cfg: BenchConfig) -> None:
+def check_config(cfg: BenchConfig) -> None:
     if cfg.dtype not in engine.DTYPES:
         raise ValueError(f"--dtype {cfg.dtype!r} is not one of {sorted(engine.DTYPES)}")
     for name in ("folds", "batch", "steps"):
@@ -272,17 +272,23 @@ def _measure(cfg: BenchConfig, work: Work, folds, plans, say) -> tuple[dict, dic
     return by_strategy, sequential, one_model, _flops(python.programs["train_step"])
 
 
-def run_bench(cfg: BenchConfig, log=None) -> dict:
-    """Measure fold_parallel, sequential and one_model for `cfg` (see the module docstring)."""
+def make_work(cfg: BenchConfig) -> tuple[Work, engine.Folds]:
+    """The model, optimizer and random data of `cfg`, and its F folds."""
     spec = models.spec(cfg.model)
-    _check(cfg)
-    plans = _plans(cfg)
     model = models.build(
         cfg.model, spec.num_classes, dtype=engine.DTYPES[cfg.dtype], **cfg.model_kwargs
     )
     tx = engine.make_optimizer(config_lib.base().optimizer, cfg.steps, frozen=spec.frozen)
     data, folds = random_data(cfg.input_shape, cfg.folds, cfg.batch, spec.num_classes, cfg.seed)
-    work = Work(model, tx, data, cfg.steps, cfg.warmup, spec.aux_loss)
+    return Work(model, tx, data, cfg.steps, cfg.warmup, spec.aux_loss), folds
+
+
+def run_bench(cfg: BenchConfig, log=None) -> dict:
+    """Measure fold_parallel, sequential and one_model for `cfg` (see the module docstring)."""
+    check_config(cfg)
+    plans = _plans(cfg)
+    work, folds = make_work(cfg)
+    model, data = work.model, work.data
     say = (lambda m: log(f"{cfg.model}: {m}")) if log else (lambda _: None)
     by_strategy, sequential, one_model, flops = _measure(cfg, work, folds, plans, say)
     primary = by_strategy[next(iter(by_strategy))]

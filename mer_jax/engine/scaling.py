@@ -18,26 +18,17 @@ import json
 
 import jax
 
-from mer_jax import config as config_lib
-from mer_jax import distributed, engine, models
+from mer_jax import distributed, engine
 from mer_jax.engine import bench
 
 
 def run_scaling(cfg: bench.BenchConfig, log=None) -> dict:
     """The two runs of the module docstring; every process returns the same dict."""
-    spec = models.spec(cfg.model)
     strategy = next((s for s in cfg.strategies if s in ("vmap", "map")), "vmap")
-    strategy, step_loop = engine.resolve_strategy(
-        strategy, "scan" if strategy == "map" else cfg.step_loop
-    )
-    model = models.build(
-        cfg.model, spec.num_classes, dtype=engine.DTYPES[cfg.dtype], **cfg.model_kwargs
-    )
-    tx = engine.make_optimizer(config_lib.base().optimizer, cfg.steps, frozen=spec.frozen)
-    data, folds = bench.random_data(
-        cfg.input_shape, cfg.folds, cfg.batch, spec.num_classes, cfg.seed
-    )
-    work = bench.Work(model, tx, data, cfg.steps, cfg.warmup, spec.aux_loss)
+    step_loop = "scan" if strategy == "map" else cfg.step_loop
+    strategy, step_loop = engine.resolve_strategy(strategy, step_loop)
+    bench.check_config(cfg)
+    work, folds = bench.make_work(cfg)
     say = (lambda m: log(f"{cfg.model}: {m}")) if log else (lambda _: None)
     local = None
     if distributed.is_main():

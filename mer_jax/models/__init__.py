@@ -37,12 +37,17 @@ def build(name: str, num_classes: int, **kwargs):
     return spec(name).build(num_classes, **kwargs)
 
 
+def variable_shapes(model, input_shape) -> dict:
+    """Shapes and dtypes of `model`'s variables for one example of `input_shape` (..., H, W, C),
+    without allocating weights."""
+    x = jnp.zeros((1, *input_shape), jnp.float32)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
 def count_params(model, input_shape) -> int:
     """Trainable parameter count at `input_shape` (H, W, C), without allocating weights."""
-    variables = jax.eval_shape(
-        lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape)), train=False)
-    )
-    return sum(int(x.size) for x in jax.tree_util.tree_leaves(variables["params"]))
+    params = variable_shapes(model, input_shape)["params"]
+    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
 
 
 def catalogue() -> list[dict]:
