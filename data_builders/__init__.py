@@ -13,6 +13,10 @@ BUILDER_MODULES = {
     "samm": "data_builders.samm",
     "smic": "data_builders.smic",
     "casme": "data_builders.casme",
+    "casme3": "data_builders.casme3",
+    "fourd_me": "data_builders.fourd_me",
+    "mmew": "data_builders.mmew",
+    "dfme": "data_builders.dfme",
     # Macro-expression sets for pre-training.
     "ck_plus": "data_builders.ck_plus",
     "oulu_casia": "data_builders.oulu_casia",

@@ -1,8 +1,10 @@
 """Clips as their annotation describes them (`Record`), checked into frame plans (`Plan`).
 
-Rules R1-R3 and G of `data_builders.me_common` live here: `plan_clip` repairs a
+Rules R1-R3, G and G' of `data_builders.me_common` live here: `plan_clip` repairs a
 missing or out-of-range apex and a missing onset / offset, and checks that every
-frame file the clip stores exists, with no gap (`check_no_gap`, in every frames mode); `plan_all` checks every record before
+frame file the clip stores exists, with no gap (`check_no_gap`, in every frames mode),
+or for a dataset that drops frames (`Record.allow_gaps`, rule G') stores the frames
+present and lists the missing ones (`Plan.missing`); `plan_all` checks every record before
 anything is written. `load_frames` reads a plan's frames (RGB uint8, resized
 with cv2.INTER_AREA), `face_cropped_frames` cut or aligned to the onset frame's
 face. `records_from_sheet` turns coding-sheet rows into records.
@@ -48,6 +50,9 @@ class Record:
     offset_frame: int | None = None
     has_apex: bool = True  # False: the dataset has no apex annotation (SMIC)
     repairs: list[str] = dataclasses.field(default_factory=list)
+    # FACS numbers of `action_units` (sheets.action_unit_codes); None: not coded (SMIC).
+    au_codes: tuple[int, ...] | None = None
+    allow_gaps: bool = False  # rule G': the recording drops frames (CAS(ME)^3)
 
     @property
     def at(self) -> str:
@@ -64,6 +69,7 @@ class Plan:
     apex: int  # -1 when the dataset has no apex annotation
     offset: int
     repairs: list[str]
+    missing: list[int] = dataclasses.field(default_factory=list)  # rule G': dropped frames
 
 
 def list_frames(folder: Path, at: str) -> dict[int, Path]:
@@ -137,6 +143,8 @@ def plan_clip(record: Record, frames: Mapping[int, Path], mode: str) -> Plan:
         raise AnnotationError(f"{record.at}: onset frame {onset} > offset frame {offset}")
     if mode not in FRAME_MODES:
         raise ValueError(f"frames mode {mode!r} not one of {FRAME_MODES}")
+    if record.allow_gaps:
+        return _plan_with_gaps(record, frames, mode, (onset, apex, offset), repairs)
     span = [n for n in numbers if onset <= n <= offset]
     if mode == "onset_offset":
         fix = ", or correct the clip's onset / offset in corrections.csv if they are wrong"
@@ -170,6 +178,62 @@ def plan_clip(record: Record, frames: Mapping[int, Path], mode: str) -> Plan:
         apex=index[apex] if record.has_apex else -1,
         offset=index[offset],
         repairs=repairs,
+    )
+
+
+def _plan_with_gaps(
+    record: Record, frames: Mapping[int, Path], mode: str, sheet: tuple, repairs: list[str]
+) -> Plan:
+    """Rule G' (datasets whose recordings drop frames): store the frame files present, list
+    the frame numbers missing between the first and last stored frame in `Plan.missing`, and
+    move an onset / apex / offset whose file was dropped to the nearest present frame of
+    onset..offset (the earlier one on a tie), recorded in `repairs`. Never interpolates."""
+    onset, apex, offset = sheet
+    numbers = list(frames)
+    if mode == "all" and not numbers[0] <= onset <= offset <= numbers[-1]:
+        raise AnnotationError(
+            f"{record.at}: onset..offset {onset}..{offset} is outside the frames "
+            f"{numbers[0]}..{numbers[-1]} of {record.folder}"
+        )
+    span = [n for n in numbers if onset <= n <= offset]
+    if not span:
+        raise AnnotationError(
+            f"{record.at}: no frame file of onset..offset {onset}..{offset} in {record.folder} "
+            f"(it holds frames {numbers[0]}..{numbers[-1]})"
+        )
+
+    def present(name: str, number: int) -> int:
+        if number in frames:
+            return number
+        near = min(span, key=lambda n: (abs(n - number), n))
+        repairs.append(f"{name} frame {number} dropped (no file): nearest frame {near}")
+        return near
+
+    if apex is None:
+        apex = _middle(span)
+        repairs.append(f"apex missing in the sheet: middle frame {apex}")
+    elif not onset <= apex <= offset:
+        old, apex = apex, _middle(span)
+        repairs.append(
+            f"apex frame {old} outside onset..offset {onset}..{offset}: middle frame {apex}"
+        )
+    first, last = (onset, offset) if mode == "onset_offset" else (numbers[0], numbers[-1])
+    missing = [n for n in range(first, last + 1) if n not in frames]
+    if missing:
+        repairs.append(
+            f"{len(missing)} dropped frame(s) of {first}..{last} not stored (missing_frames)"
+        )
+    onset, apex, offset = present("onset", onset), present("apex", apex), present("offset", offset)
+    kept = span if mode == "onset_offset" else numbers
+    index = {n: i for i, n in enumerate(kept)}
+    return Plan(
+        record=record,
+        paths=[frames[n] for n in kept],
+        onset=index[onset],
+        apex=index[apex],
+        offset=index[offset],
+        repairs=repairs,
+        missing=missing,
     )
 
 
@@ -247,19 +311,28 @@ def records_from_sheet(
     frames_root: Path,
     corrections: Corrections,
     objective: Mapping[str, str] | None = None,
+    clip_name: Callable[[SheetRow, str], str] | None = None,
+    clip_folder: Callable[[str, str], Path] | None = None,
+    allow_gaps: bool = False,
 ) -> list[Record]:
     """Records of sheet rows whose cells carry the keys subject, filename, onset_frame,
     apex_frame, offset_frame, emotion and optionally action_units, objective_class.
 
-    `headers` maps keys to header names for messages; the clip folder is
-    frames_root / subject_folder(row) / filename.
+    `headers` maps keys to header names for messages; the clip is
+    '<dataset>/<subject folder>/<clip_name(row, filename)>' (default: the filename), its
+    folder frames_root / clip_folder(subject folder, filename) (default: subject/filename).
+    The action-unit cell is parsed here (`sheets.action_unit_codes`), so a bad code stops
+    the build naming the row. `allow_gaps`: rule G' for every clip (CAS(ME)^3).
     """
     records = []
     for row in rows:
         folder_name = subject_folder(row)
         filename = sheets.required_text(row, "filename", headers["filename"])
         subject = f"{dataset}/{folder_name}"
-        clip = f"{subject}/{filename}"
+        clip = f"{subject}/{clip_name(row, filename) if clip_name else filename}"
+        relative = (
+            clip_folder(folder_name, filename) if clip_folder else Path(folder_name, filename)
+        )
         cells = dict(row.cells)
         if objective is not None:
             cells["objective_class"] = objective.get(clip, "")
@@ -271,7 +344,7 @@ def records_from_sheet(
                 source=dataset,
                 subject=subject,
                 clip=clip,
-                folder=frames_root / folder_name / filename,
+                folder=frames_root / relative,
                 where=row.where,
                 emotion=sheets.required_text(row, "emotion", headers["emotion"]),
                 action_units=sheets.cell_text(cells.get("action_units")),
@@ -282,6 +355,10 @@ def records_from_sheet(
                     row, "offset_frame", headers["offset_frame"], clip
                 ),
                 repairs=notes,
+                au_codes=sheets.action_unit_codes(
+                    cells.get("action_units"), f"{row.where} ({clip})"
+                ),
+                allow_gaps=allow_gaps,
             )
         )
     corrections.check_all_used(f"{dataset}/")

@@ -1,5 +1,5 @@
 """The builder base and configs shared by the micro-expression builders (CASME, CASME II,
-SAMM, SMIC).
+SAMM, SMIC, CAS(ME)^3, 4DME).
 
 A builder turns each row of its official coding sheet (for SMIC, each clip
 folder) into a `clips.Record`, checks every record against the frame folders
@@ -10,6 +10,13 @@ frames come back replicated to 3 channels. `onset`, `apex`, `offset` index the
 stored frames; `onset_frame`, `apex_frame`, `offset_frame` keep the sheet's
 frame numbers (-1 where the sheet has none). No `label`: label_schemes maps the
 stored `emotion` (or `objective_class`) to the classes of a protocol.
+
+Action units: `action_units` keeps the sheet's string; `action_unit_vector` is
+its multi-hot over `sheets.ACTION_UNITS` (FACS AU1..AU46, 44 codes, uint8) and
+`action_units_coded` says whether the clip has AU coding at all (False: SMIC,
+which codes none, or an empty / '/' cell; the vector is then all zeros, meaning
+unknown, not 'no AU'). A cell `sheets.action_unit_codes` cannot read stops the
+build naming the file and row (fix it with rule R4).
 
 View configs (`data_builders/views.py`) read the frames the same way and
 store, instead of `frames`, one model input per clip in an `input` feature
@@ -31,6 +38,11 @@ every dataset):
      folder's first..last) must have its file. A gap stops the build naming the
      sheet row (SMIC: the clip folder), the clip folder and the missing frame's
      file (`clips.check_no_gap`); frames are never skipped or interpolated.
+  G' CAS(ME)^3 only (its colour stream drops frames, so G would refuse most clips): the
+     frames present are stored, the numbers of the missing ones between the first and
+     last stored frame go to the `missing_frames` feature (empty under G), an onset /
+     apex / offset whose file was dropped moves to the nearest present frame of
+     onset..offset (recorded in `repairs`); nothing is interpolated (`clips._plan_with_gaps`).
 Anything else stops the build with an `AnnotationError` naming the file and
 row: a missing column, a duplicate clip, onset > offset, a cell that is not a
 frame number, a missing clip folder or frame file, an unreadable image.
@@ -140,6 +152,28 @@ def view_configs(
     return out
 
 
+def whole_frame_configs(sizes, *, note: str = "") -> list[MEConfig]:
+    """The configs of a dataset that ships whole frames of one release 'raw' (SAMM, CAS(ME)^3,
+    4DME): 'raw_<S>[_all]', the face-cropped 'raw_face_<S>[_all]' and aligned
+    'raw_aligned_<S>[_all]', and the seed views of each ('raw_flow_28', 'raw_face_flow_28', ...)."""
+    out = []
+    for face in ("", "_face", "_aligned"):
+        crop, align = face == "_face", face == "_aligned"
+        out += release_configs(
+            ("raw",), sizes, named_release=False, note=note, face_crop=crop, face_align=align
+        )
+        base = MEConfig(
+            name=f"raw{face}",
+            release="raw",
+            face_crop=crop,
+            face_align=align,
+            description=(FACE_NOTE if crop else ALIGN_NOTE if align else "")[2:]
+            + (", " if face else ""),
+        )
+        out += view_configs(base, base.name, views.SEED_VIEWS, note=note)
+    return out
+
+
 def features(image_size: int, view: views.View | None = None) -> tfds.features.FeaturesDict:
     """The features every micro-expression builder writes: `frames`, or a view's `input`."""
     text = tfds.features.Text
@@ -158,6 +192,10 @@ def features(image_size: int, view: views.View | None = None) -> tfds.features.F
             "clip": text(),
             "emotion": text(),
             "action_units": text(),
+            "action_unit_vector": tfds.features.Tensor(
+                shape=(len(sheets.ACTION_UNITS),), dtype=np.uint8
+            ),
+            "action_units_coded": tfds.features.Scalar(dtype=np.bool_),
             "objective_class": text(),
             "onset": scalar(),
             "apex": scalar(),
@@ -166,6 +204,7 @@ def features(image_size: int, view: views.View | None = None) -> tfds.features.F
             "apex_frame": scalar(),
             "offset_frame": scalar(),
             "repairs": text(),
+            "missing_frames": tfds.features.Tensor(shape=(None,), dtype=np.int32),
         }
     )
 
@@ -189,6 +228,8 @@ def example(plan: Plan, config: MEConfig) -> dict:
         "clip": record.clip,
         "emotion": record.emotion,
         "action_units": record.action_units,
+        "action_unit_vector": sheets.action_unit_vector(record.au_codes),
+        "action_units_coded": record.au_codes is not None,
         "objective_class": record.objective_class,
         "onset": plan.onset,
         "apex": plan.apex,
@@ -197,6 +238,7 @@ def example(plan: Plan, config: MEConfig) -> dict:
         "apex_frame": sheet(record.apex_frame),
         "offset_frame": sheet(record.offset_frame),
         "repairs": "; ".join(plan.repairs),
+        "missing_frames": np.asarray(plan.missing, np.int32),
     }
 
 

@@ -4,7 +4,8 @@
 the user's manual_dir (also one folder down, as an unpacked zip leaves them);
 `read_sheet` reads the data rows of an official coding sheet (.xlsx) under its
 header row, cells keyed by column; `frame_number`, `numbered_id`,
-`required_text` and `cell_text` read single cells; `Corrections` is rule R4 of
+`required_text` and `cell_text` read single cells; `action_unit_codes` /
+`action_unit_vector` parse an action-unit cell; `Corrections` is rule R4 of
 `data_builders.me_common`: the user's cell corrections from manual_dir /
 corrections.csv. A defect no rule repairs raises `AnnotationError` naming the
 file and row.
@@ -19,6 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import tensorflow_datasets as tfds
 
@@ -57,13 +59,15 @@ def _norm(header) -> str:
     return " ".join(str(header).split()).lower() if header is not None else ""
 
 
-def _open_rows(path: Path) -> list[tuple]:
+def _open_rows(path: Path, worksheet: str | None = None) -> list[tuple]:
+    """The rows of the worksheet named `worksheet` if the book has one, else of the first."""
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises many types for a bad file.
         raise AnnotationError(f"{path}: not a readable .xlsx workbook ({e})") from e
     try:
-        sheet = book.worksheets[0]
+        named = worksheet is not None and worksheet in book.sheetnames
+        sheet = book[worksheet] if named else book.worksheets[0]
         sheet.reset_dimensions()  # Some writers store wrong dimensions; read every stored row.
         return list(sheet.iter_rows(values_only=True))
     finally:
@@ -85,6 +89,7 @@ def read_sheet(
     *,
     optional: Sequence[str] = (),
     anchors: Sequence[str] = ("Subject", "Filename"),
+    worksheet: str | None = None,
 ) -> list[SheetRow]:
     """Data rows of the first worksheet under its header row, cells keyed by `columns` keys.
 
@@ -92,9 +97,10 @@ def read_sheet(
     column (row 1 for CASME II and CASME I, row 14 for SAMM). `columns` maps a
     key to its header text or alternatives (matched ignoring case and extra
     spaces); a key in `optional` may be absent (its cells are then None). Rows
-    whose keyed cells are all empty are skipped.
+    whose keyed cells are all empty are skipped. `worksheet`: read the sheet of that name
+    when the book has one (CAS(ME)^3's 'label'), else the first.
     """
-    rows = _open_rows(path)
+    rows = _open_rows(path, worksheet)
     header_index = _find_header(rows, anchors)
     if header_index is None:
         raise AnnotationError(
@@ -169,6 +175,68 @@ def required_text(row: SheetRow, key: str, header: str) -> str:
     if not text:
         raise AnnotationError(f"{row.where}: column {header!r} is empty")
     return text
+
+
+# ----------------------------------------------------------------------------
+# Action units: a sheet's FACS string as a fixed multi-hot vector.
+
+# The vector's AUs: every FACS (Ekman, Friesen & Hager 2002) action unit 1..46 (codes 3 and
+# 40 do not exist), a superset of the AUs the CASME, CASME II, SAMM, CAS(ME)^3 and 4DME sheets
+# code. Head / eye positions (51-64), visibility (70-74), gross behaviour (80+) and
+# M / AD codes are valid FACS but not in the vector: kept in the raw string only.
+ACTION_UNITS = tuple(n for n in range(1, 47) if n not in (3, 40))
+_AU_INDEX = {n: i for i, n in enumerate(ACTION_UNITS)}
+# One code: optional 'AU', side (L, R, T, B, U) before or after, number, intensity A-E,
+# and any parenthesised notes ('(?)', '(k)'). 'M57', 'AD38' are movement / descriptor codes.
+_AU_TOKEN = re.compile(
+    r"(?P<other>(?:M|AD)\d+)|(?:AU)?(?P<side>[LRTBU])?(?P<number>\d+)(?P<intensity>[A-E])?"
+    r"(?P<after>[LRTBU])?(?:\([^()]*\))*(?P<rest>.*)",
+    re.IGNORECASE,
+)
+_AU_SPLIT = re.compile(r"\s*(?:[+,;/&]|\band\b|\bor\b)\s*|\s+", re.IGNORECASE)
+
+
+def action_unit_codes(value, where: str) -> tuple[int, ...] | None:
+    """The FACS action-unit numbers of a sheet's AU cell, sorted, or None when the cell is
+    empty or a missing marker (not coded).
+
+    Accepts the sheets' spellings: '4+L10', 'R12+25', 'AU4, AU7', '1+2+5B', '12(?)', 'R12A',
+    'AU12(k)', '4,7' (CAS(ME)^3) and 'R12 or R15' (SAMM; both codes set: the choice is the
+    coder's, the raw string keeps it). Separators are + , ; / & 'and' 'or' and spaces. A token
+    that is not a FACS code raises AnnotationError naming `where`.
+    """
+    text = cell_text(value)
+    if text.lower() in MISSING_MARKERS:
+        return None
+    codes = set()
+    joined = re.sub(r"(?i)\bAU\s+(?=\d)|\s+(?=\()", lambda m: m[0].strip(), text)
+    for token in _AU_SPLIT.split(joined.strip("+,; ")):
+        if not token:
+            continue
+        match = _AU_TOKEN.fullmatch(token)
+        if match is None or match["rest"] or (match["number"] and match["side"] and match["after"]):
+            raise AnnotationError(
+                f"{where}: action unit {token!r} of {text!r} is not a FACS code (e.g. '4', "
+                "'L10', 'AU12', '5B', '12(?)'); correct the cell in corrections.csv"
+            )
+        if match["other"]:
+            continue
+        number = int(match["number"])
+        if number == 0 or number in (3, 40) or number > 99:
+            raise AnnotationError(
+                f"{where}: action unit {token!r} of {text!r}: FACS has no AU{number}"
+            )
+        codes.add(number)
+    return tuple(sorted(codes))
+
+
+def action_unit_vector(codes: Sequence[int] | None) -> np.ndarray:
+    """(len(ACTION_UNITS),) uint8 multi-hot of `codes` (all zeros for None: not coded)."""
+    out = np.zeros(len(ACTION_UNITS), np.uint8)
+    for number in codes or ():
+        if number in _AU_INDEX:
+            out[_AU_INDEX[number]] = 1
+    return out
 
 
 class Corrections:

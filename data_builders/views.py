@@ -26,7 +26,9 @@ the view's name: `casme2/cropped_112` holds frames of the cropped release,
 
 Other names follow the same pattern: `apex_<S>`, `evm_apex_<S>`, `flow_<S>`,
 `apex_<S>[_rgb]` (grey unless `_rgb`), `flow_<S>[_strain]` (+ optical strain),
-`aman_<n>x<k>[_<S>]` (S = 224 unless given), `flowseq_<T>x<S>[_<method>]`
+`aman_<n>x<k>[_<S>][_tim<L>]` (S = 224 unless given; TIM to L = 20 frames,
+then n of them at the largest interval that fits unless `_tim<L>`: seed 003
+Sec. 2.1, `mer_jax.preprocess.tim.sample_indices`), `flowseq_<T>x<S>[_<method>]`
 (TV-L1 in JAX unless given).
 
 Apex rule: the annotation where the dataset has one (`ground_truth`; sheet
@@ -69,7 +71,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_builders.fingerprint import file_sha256
-from mer_jax.preprocess import flow, representations
+from mer_jax.preprocess import flow, representations, tim
 
 EULERIAN = "eulerian"
 # SMIC (no apex annotation): the rule each seed uses; representations absent here read no apex.
@@ -111,6 +113,10 @@ class View:
     magnifier_checkpoint: str = ""  # '' = Eulerian; else a learned-magnifier .npz
     magnifier_sha256: str = ""
     evm: EVM = EVM()
+    # aman_stack (seed 003 Sec. 2.1): TIM to this many frames, then num_frames of them at
+    # frame_interval from the first (0: the largest that fits; tim.sample_indices).
+    tim_length: int = tim.AMAN_TIM_LENGTH
+    frame_interval: int = 0
 
     @property
     def frames_size(self) -> int:
@@ -132,6 +138,8 @@ class View:
             "factors": list(self.factors),
             "magnifier_checkpoint": self.magnifier_checkpoint,
             "evm": dataclasses.asdict(self.evm),
+            "tim_length": self.tim_length,
+            "frame_interval": self.frame_interval,
         }
 
     @property
@@ -215,8 +223,11 @@ def _what_aman(view: View) -> str:
         if view.magnifier_checkpoint
         else "Eulerian magnification"
     )
+    index = tim.sample_indices(view.num_frames, view.tim_length, view.frame_interval)
+    step = int(index[1] - index[0]) if len(index) > 1 else 1
     return (
-        f"onset..offset TIM-normalised to {view.num_frames} frames, each magnified "
+        f"onset..offset TIM-normalised to {view.tim_length} frames, {view.num_frames} of them "
+        f"every {step} from the first, each magnified "
         f"against the onset at factors {factors} by {magnifier}"
     )
 
@@ -266,6 +277,11 @@ def _problem(view: View, has_apex: bool) -> str | None:
         return f"num_frames {view.num_frames!r} must be >= 1"
     if "factors" in table.reads and not view.factors:
         return "factors is empty"
+    if "tim_length" in table.reads:
+        try:
+            tim.sample_indices(view.num_frames, view.tim_length, view.frame_interval)
+        except ValueError as e:
+            return f"tim_length {view.tim_length!r}, frame_interval {view.frame_interval!r}: {e}"
     if view.magnifier_checkpoint and "magnifier_checkpoint" not in table.reads:
         return "magnifier_checkpoint is only read by aman_stack views"
     return None
@@ -316,7 +332,13 @@ def flow_view(size: int, read_size: int = 112, channels: int = 2, **kw) -> View:
 
 
 def aman_view(num_frames: int, factors: Sequence[float], size: int = 224, **kw) -> View:
+    """`aman_<n>x<k>[_<S>][_tim<L>][_every<s>]`: the last two only where TIM length L and the
+    interval s are not seed 003's defaults (tim.AMAN_TIM_LENGTH; the largest that fits);
+    tim_length=n is TIM straight to n frames."""
     tag = "" if size == 224 else f"_{size}"
+    length = kw.get("tim_length", tim.AMAN_TIM_LENGTH)
+    tag += "" if length == tim.AMAN_TIM_LENGTH else f"_tim{length}"
+    tag += f"_every{kw['frame_interval']}" if kw.get("frame_interval") else ""
     name = f"aman_{num_frames}x{len(factors)}{tag}"
     return View(name, "aman_stack", size, num_frames=num_frames, factors=tuple(factors), **kw)
 

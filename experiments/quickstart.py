@@ -33,6 +33,7 @@ def get_config(arg=None):
     # Training section.
     c.train.epochs = 8
     c.train.batch_size = 16
+    c.train.balance = True  # seed 000: classes resampled to the largest one
     c.optimizer.lr = 0.01
     c.optimizer.decay_every_epochs = 6
     # Three seeds x 26 folds in one job: every metric as mean ± sd over seeds (one seed's

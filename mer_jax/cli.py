@@ -25,6 +25,9 @@ COMMANDS = {
     "predict": Command(
         "mer_jax.predict", "class probabilities for a built dataset from a sweep's exported weights"
     ),
+    "experiments": Command(
+        "mer_jax.experiments", "the papers' tables as configs: list them, run one, paper vs ours"
+    ),
     "models": Command("mer_jax.models", "registered models and ablations with parameter counts"),
     "data": Command("mer_jax.data.build", "dataset builders: list, build, describe"),
     "bench": Command(

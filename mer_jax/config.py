@@ -30,6 +30,7 @@ import ml_collections
 
 from mer_jax.config_defaults import base
 from mer_jax.errors import UserError
+from mer_jax.metrics import HEADLINE
 
 
 def load(spec: str) -> ml_collections.ConfigDict:
@@ -284,6 +285,10 @@ def rules() -> dict[str, Rule]:
         "augment.color_shift": number(0),
         "augment.rotate_deg": number(0),
         "augment.prob": number(0, 1),
+        "augment.rescale": optional(sequence(number(0, open_low=True))),  # hold the crop (check)
+        "augment.smooth_max": Rule(
+            lambda v: _is_int(v) and (v == 0 or v >= 2), "0 (off) or an integer >= 2"
+        ),
         "optimizer.name": choice(engine.OPTIMIZERS),
         "optimizer.lr": number(0, open_low=True),
         "optimizer.momentum": number(0, 1, open_high=True),
@@ -294,7 +299,43 @@ def rules() -> dict[str, Rule]:
         "optimizer.patience": count,
         "report.attention_maps": count,
         "report.attention_keys": Rule(_is_regex, "a regular expression (Python re)"),
+        "paper.seed": choice(("", "000", "001", "002", "003", "004", "baseline")),
+        "paper.table": TEXT,
+        "paper.title": TEXT,
+        "paper.variant": TEXT,
+        "paper.runs": positive,
+        "paper.metrics": Rule(
+            lambda v: isinstance(v, tuple | list) and set(v) <= set(HEADLINE),
+            f"a tuple of metric names of {list(HEADLINE)}",
+        ),
+        "paper.note": TEXT,
     }
+
+
+_FIGURE = Rule(
+    lambda v: (
+        _is_number(v)
+        and 0 <= v <= 1
+        or isinstance(v, tuple | list)
+        and len(v) == 2
+        and all(_is_number(x) for x in v)
+        and 0 <= v[0] <= 1
+        and 0 <= v[1] <= 1
+    ),
+    "a fraction in [0, 1] or a (mean, sd) pair of fractions",
+)
+
+
+def _check_reported(key: str, value) -> None:
+    """`paper.reported.<row>.<metric>`: a headline metric's figure (config_defaults._paper)."""
+    parts = key.split(".")
+    if len(parts) != 4 or parts[3] not in HEADLINE:
+        raise UserError(
+            f"config key {key!r}: expected paper.reported.<row>.<metric>, metric one of "
+            f"{list(HEADLINE)}"
+        )
+    if not _FIGURE.ok(value):
+        raise _bad(key, value, _FIGURE.what)
 
 
 def model_rules(name: str) -> dict[str, Rule]:
@@ -372,7 +413,9 @@ def check(config) -> None:
 
     known, values = _leaves(base()), _leaves(config)
     for key in values:
-        if key not in known and not key.startswith("model_kwargs."):
+        if key.startswith("paper.reported."):
+            _check_reported(key, values[key])
+        elif key not in known and not key.startswith("model_kwargs."):
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UserError(f"config key {key!r}: not a key of mer_jax.config.base(){hint}")
@@ -421,6 +464,7 @@ def _check_across(config, spec) -> None:
     crop = config.augment.crop_size
     if crop is not None and crop > i.image_size:
         raise _bad("augment.crop_size", crop, f"an integer <= input.image_size {i.image_size}")
+    _check_rescale(config.augment.rescale, crop or i.image_size, i.image_size)
     if config.data_dir and os.path.isfile(os.path.expanduser(config.data_dir)):
         raise UserError(f"config key 'data_dir': {config.data_dir!r} is a file, not a directory")
     full = os.path.expanduser(i.magnifier_checkpoint)
@@ -431,6 +475,19 @@ def _check_across(config, spec) -> None:
     _check_validation(config)
     _check_pretrained(config.init.pretrained, spec)
     _check_frozen_trunk(config, spec)
+
+
+def _check_rescale(factors, crop: int, image_size: int) -> None:
+    """Every `augment.rescale` factor must leave the resized image able to hold the crop."""
+    from mer_jax.engine.augment import scaled_size
+
+    for factor in factors or ():
+        if scaled_size(image_size, factor) < crop:
+            what = (
+                f"factors that keep the crop {crop} inside the resized input.image_size "
+                f"{image_size} ({factor} gives {scaled_size(image_size, factor)})"
+            )
+            raise _bad("augment.rescale", factors, what)
 
 
 def _check_seeds(config) -> None:

@@ -29,6 +29,8 @@ def base() -> ml_collections.ConfigDict:
     c.optimizer = _optimizer()
     # Report section (mer_jax/report.py).
     c.report = _report()
+    # The paper table the config reproduces (mer_jax/experiments.py); empty for other sweeps.
+    c.paper = _paper()
     return c
 
 
@@ -87,7 +89,9 @@ def _train() -> ml_collections.ConfigDict:
         {
             "epochs": 30,
             "batch_size": 10,
-            "balance": True,  # class resampling to the largest class (seed 000)
+            # Class resampling: each class tiled to the largest class's count per epoch. Off
+            # unless a paper says so (seed 000's fine-tuning, seed 001's pre-training).
+            "balance": False,
             "epochs_per_call": 1,
             "dtype": "float32",
             "fold_strategy": "auto",  # auto | vmap | map | loop (engine.resolve_strategy)
@@ -129,13 +133,21 @@ def _augment() -> ml_collections.ConfigDict:
     """On-device augmentation (`c.augment`, engine.Augment)."""
     return ml_collections.ConfigDict(
         {
+            # Training crop side (None: the stored size); evaluation takes the centre crop.
             "crop_size": ml_collections.config_dict.placeholder(int),
+            # random: anywhere; corners: one of the four corners or the centre (000 CDE, 004).
             "crop_mode": "random",
-            "flip": False,
+            "flip": False,  # horizontal flip with p = 0.5 (004 on SMIC-HS)
             "flip_sign": ml_collections.config_dict.placeholder(tuple),  # (-1.0, 1.0) for flow
-            "color_shift": 0.0,
-            "rotate_deg": 0.0,
-            "prob": 0.5,
+            "color_shift": 0.0,  # max per-channel shift in 0..255 pixel units (000: 20)
+            "rotate_deg": 0.0,  # max rotation in degrees (000: 10 pre-training, 8 fine-tuning)
+            # Scale factors, one drawn uniformly per example; the image is resized by it
+            # (bilinear) before the crop, and every resized side must hold crop_size
+            # (004: (0.9, 1.0, 1.1)). None: no rescaling.
+            "rescale": ml_collections.config_dict.placeholder(tuple),
+            # Box smoothing, window drawn from 2..smooth_max (000 pre-training: 6); 0: off.
+            "smooth_max": 0,
+            "prob": 0.5,  # probability of colour shift, rotation and smoothing, each
         }
     )
 
@@ -164,9 +176,30 @@ def _report() -> ml_collections.ConfigDict:
         {
             # Attention maps of held-out examples (the model's `out` dict, final weights,
             # float16) for attention_maps.npz / .png: examples kept per class, 0 = off.
-            # Memory grows with the kept examples only (sweep.select_heldout).
+            # Memory grows with the kept examples only (heldout_maps.select_heldout).
             "attention_maps": 2,
             # Regex on the `out` leaf names to keep ('' = every leaf, features included).
             "attention_keys": "attention|mask$|weights$|affinity$",
+        }
+    )
+
+
+def _paper() -> ml_collections.ConfigDict:
+    """The paper table a config reproduces (`c.paper`, mer_jax/experiments.py).
+
+    `reported[row][metric]`: the paper's figure as a fraction, or (mean, sd) where the paper
+    gives one. Rows: 'all' (the headline metrics), a source dataset of a composite
+    ('casme2', 'samm', 'smic'), or a fold of a cross-dataset protocol ('casme2->samm').
+    """
+    return ml_collections.ConfigDict(
+        {
+            "seed": "",  # '000'..'004' (docs/papers.md), 'baseline' for the MEGC baselines
+            "table": "",  # 'Table 5', 'Fig. 3'
+            "title": "",  # what the table shows, in a few words
+            "variant": "",  # the row of the table this config is ('' = the whole table)
+            "runs": 1,  # runs the paper's figure is the mean of
+            "metrics": (),  # the metrics the table reports, of metrics.HEADLINE
+            "reported": ml_collections.ConfigDict(),
+            "note": "",  # how the paper's figure was read (units, footnotes)
         }
     )

@@ -38,6 +38,9 @@ def _identity(*names: str) -> dict[str, str]:
 
 
 _SMIC_3 = _identity("negative", "positive", "surprise")
+# MMEW's seven sheet emotions and DFME's seven (data_builders/mmew, data_builders/dfme).
+_MMEW_7 = ("happiness", "surprise", "anger", "disgust", "fear", "sadness", "others")
+_DFME_7 = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
 # MEGC 2018 objective classes I-VII (Davison et al. 2018), written 1-7 in the
 # SAMM sheet and CASME2-ObjectiveClasses.xlsx; seed 000 Table 1 names them.
 _OBJECTIVE = {
@@ -86,6 +89,20 @@ SCHEMES: dict[str, Scheme] = {
                     "others": EXCLUDE,
                 },
                 "smic": _SMIC_3,
+                # Not in MEGC 2019: MMEW and DFME mapped as SAMM is (negatives pooled).
+                "mmew": {
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    **dict.fromkeys(("anger", "disgust", "fear", "sadness"), "negative"),
+                    "others": EXCLUDE,
+                },
+                "dfme": {
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    **dict.fromkeys(
+                        ("anger", "contempt", "disgust", "fear", "sadness"), "negative"
+                    ),
+                },
             },
         ),
         Scheme(
@@ -133,6 +150,12 @@ SCHEMES: dict[str, Scheme] = {
                     "happiness": "positive",
                     "surprise": "surprise",
                     "other": "others",
+                    "others": "others",
+                },
+                "mmew": {
+                    **dict.fromkeys(("anger", "disgust", "fear", "sadness"), "negative"),
+                    "happiness": "positive",
+                    "surprise": "surprise",
                     "others": "others",
                 },
             },
@@ -198,8 +221,124 @@ SCHEMES: dict[str, Scheme] = {
             reference="SMIC (HS, VIS, NIR) folder labels: seeds 000-004.",
             tables={"smic": _SMIC_3},
         ),
+        Scheme(
+            name="mmew_7class",
+            classes=_MMEW_7,
+            reference="MMEW, all seven emotions of MMEW_Micro_Exp.xlsx (Ben et al. 2021).",
+            tables={"mmew": _identity(*_MMEW_7)},
+        ),
+        Scheme(
+            name="mmew_4class",
+            classes=("happiness", "surprise", "disgust", "others"),
+            reference=(
+                "MMEW in its four classes with enough clips (anger, fear, sadness dropped), "
+                "as public loaders train on it."
+            ),
+            tables={
+                "mmew": {
+                    **_identity("happiness", "surprise", "disgust", "others"),
+                    **dict.fromkeys(("anger", "fear", "sadness"), EXCLUDE),
+                }
+            },
+        ),
+        Scheme(
+            name="dfme_7class",
+            classes=_DFME_7,
+            reference="DFME's seven emotions (Zhao et al. 2024; the CCAC 2024 DFME challenge).",
+            tables={"dfme": _identity(*_DFME_7)},
+        ),
     )
 }
+
+
+# ----------------------------------------------------------------------------
+# CAS(ME)^3 Part A (data_builders/casme3: the sheet's lower-case `emotion`, as public
+# loaders read it: happy, disgust, fear, anger, sad, surprise, others) and 4DME
+# (data_builders/fourd_me: `Emotion` Positive, Negative, Surprise, Repression, Others).
+# Spelling variants (happiness, sadness, other) are accepted; a compound label (e.g.
+# 'Negative+Surprise') is in no table: apply() names the clip, fix it in corrections.csv.
+
+_CASME3_NEGATIVE = ("anger", "disgust", "fear", "sad", "sadness")
+_CASME3_7 = {
+    **_identity("anger", "disgust", "fear", "happy", "sad", "surprise", "others"),
+    "happiness": "happy",
+    "sadness": "sad",
+    "other": "others",
+}
+_MORE_ME: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme(
+            name="casme3_7class",
+            classes=("anger", "disgust", "fear", "happy", "sad", "surprise", "others"),
+            reference="CAS(ME)^3 Part A, all emotions: the 7 / 4 / 3-class baselines of Li et al. 2022 (TPAMI).",
+            tables={"casme3": _CASME3_7},
+        ),
+        Scheme(
+            name="casme3_4class",
+            classes=("negative", "positive", "surprise", "others"),
+            reference="CAS(ME)^3 Part A in 4 classes: the 7 / 4 / 3-class baselines of Li et al. 2022 (TPAMI).",
+            tables={
+                "casme3": {
+                    **dict.fromkeys(_CASME3_NEGATIVE, "negative"),
+                    "happy": "positive",
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "others": "others",
+                    "other": "others",
+                }
+            },
+        ),
+        Scheme(
+            name="casme3_3class",
+            classes=("negative", "positive", "surprise"),
+            reference=(
+                "CAS(ME)^3 Part A in the MEGC 3 classes (the 3-class baseline of Li et al. 2022, TPAMI; the "
+                "MEGC 2019 mapping of 'megc2019_3class'): others excluded."
+            ),
+            tables={
+                "casme3": {
+                    **dict.fromkeys(_CASME3_NEGATIVE, "negative"),
+                    "happy": "positive",
+                    "happiness": "positive",
+                    "surprise": "surprise",
+                    "others": EXCLUDE,
+                    "other": EXCLUDE,
+                }
+            },
+        ),
+        Scheme(
+            name="fourd_me_5class",
+            classes=("negative", "positive", "surprise", "repression", "others"),
+            reference="4DME, its five emotion labels (Li et al. 2022, IEEE TAC).",
+            tables={
+                "fourd_me": {
+                    **_identity("negative", "positive", "surprise", "repression", "others"),
+                    "other": "others",
+                }
+            },
+        ),
+        Scheme(
+            name="fourd_me_3class",
+            classes=("negative", "positive", "surprise"),
+            reference=(
+                "4DME in the MEGC 3 classes, mapped as 'megc2019_3class' maps CASME II "
+                "(repression -> negative, others excluded)."
+            ),
+            tables={
+                "fourd_me": {
+                    "negative": "negative",
+                    "repression": "negative",
+                    "positive": "positive",
+                    "surprise": "surprise",
+                    "others": EXCLUDE,
+                    "other": EXCLUDE,
+                }
+            },
+        ),
+    )
+}
+SCHEMES.update(_MORE_ME)
 
 
 def _check(scheme: Scheme) -> None:

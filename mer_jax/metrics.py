@@ -21,6 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# The metrics every sweep reports (results.json `metrics`, a paper table's `reported`).
+HEADLINE = ("accuracy", "uf1", "uar", "war")
+
 
 def _as_label_array(labels, name: str, num_classes: int) -> np.ndarray:
     """Checks that ``labels`` is a 1-D integer array with values in [0, num_classes)."""

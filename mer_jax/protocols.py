@@ -28,6 +28,14 @@ Protocols (config key 'protocol'; `make_folds(protocol, subjects, **arrays)`):
                         S, test on all of target T, S, T among smic_hs,
                         smic_vis, smic_nir, casme2 (fold 'Exp.7: C->H', ...).
   cdmer, cdmer_type1, cdmer_type2   all 12 tasks, tasks 1-6, tasks 7-12.
+  cdmer_5fold[_<...>]   the same tasks and groups scored as seed 002 Sec. 6.1.3
+                        and Table 11 say, "five-fold cross validation": each
+                        task's target in 5 class-stratified folds of whole
+                        subjects (option seed), fold k tests the k-th and trains
+                        on all of the source; a task's folds are pooled and
+                        scored together (FoldTable.tasks). cdmer_5fold_with_target
+                        [_<...>]: the other reading, training on the source and
+                        the other four target folds (docs/papers.md, seed 002).
   holdout               one fold 'validation': trains on every sample but a
                         class-stratified split of whole subjects (splits.py),
                         tests on it and validates on it (`validation_is_test`):
@@ -37,33 +45,31 @@ Protocols (config key 'protocol'; `make_folds(protocol, subjects, **arrays)`):
                         Options validation_fraction (default 0.1) and seed
                         (default 0) draw the split; any label scheme.
 Cross-dataset tables (hde*, cdmer*) set `per_fold_metrics`: each fold is its
-own experiment, scored on its own (a sample may be tested in several folds).
+own experiment, scored on its own (a sample may be tested in several folds);
+cdmer_5fold* tables name each fold's task (`tasks`): one task, five folds.
 A table may also hold each fold's validation split (`FoldTable.val_mask`): the
 holdout split, or `FoldTable.with_validation` (inner validation subjects).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import importlib.resources
 import inspect
-import pathlib
-import re
 import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from mer_jax import label_schemes, splits
+from mer_jax.clip_list import EXTRA_442, MEGC2019_CLASSES, label_disagreements, match_clip_list
+from mer_jax.clip_list import clip_key as clip_key  # re-exported
+from mer_jax.clip_list import read_clip_list as read_clip_list  # re-exported
 from mer_jax.errors import UserError
 from mer_jax.splits import FoldTable, check_no_leakage
 from mer_jax.splits import LeakageError as LeakageError  # re-exported
 from mer_jax.splits import validation_split as validation_split  # re-exported
 
-MEGC2019_CLASSES = ("negative", "positive", "surprise")
-MEGC2019_LIST = "megc2019_combined_3class_gt.csv"
 LABEL_MISMATCH = ("warn", "note", "error")
 # Sample arrays (besides subjects) and options a protocol may take.
 SAMPLE_ARRAYS = {
@@ -107,153 +113,7 @@ def loso(subjects: Sequence[str]) -> FoldTable:
 
 
 # ----------------------------------------------------------------------------
-# The MEGC 2019 composite (CDE): the official clip list.
-
-
-@dataclasses.dataclass(frozen=True)
-class ListedClip:
-    """One row of a clip list: ids as the list writes them, a MEGC 3-class label."""
-
-    dataset: str
-    subject: str
-    clip: str
-    label: int  # index into MEGC2019_CLASSES
-    where: str  # 'megc2019_combined_3class_gt.csv row 7', for messages
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return clip_key(self.dataset, self.subject, self.clip)
-
-    def __str__(self) -> str:
-        return f"{self.where} ({self.dataset},{self.subject},{self.clip})"
-
-
-# Seed 002 Table 9 counts SAMM 133 clips, 92 negative; the official list has 132, 91.
-EXTRA_442 = ListedClip(
-    "samm", "32", "032_3_1", 0, "the 442nd clip (seed 002 Table 9: SAMM 133 clips, 92 negative)"
-)
-_SMIC_CLIP = re.compile(r"^s0*(\d+)")
-_TRAILING_NUMBER = re.compile(r"(\d+)$")
-
-
-def clip_key(dataset: str, subject: str, clip: str) -> tuple[str, str, str]:
-    """The (dataset, subject, clip) key on which list rows and samples are matched.
-
-    Only the last '/' part of `subject` and `clip` counts (builders prefix ids:
-    'samm/006/006_1_2'). A subject is its trailing number without zeros
-    ('sub01', '006', 's01' -> '1', '6', '1'; no number: the lower-cased text).
-    A clip name is lower-cased and, for SMIC, loses the zeros of the subject
-    number it starts with ('s01_ne_01' -> 's1_ne_01', the release's folder
-    name). So the list's 'smic,s01,s01_ne_01' is the sample 'smic/s1/s1_ne_01'
-    and 'samm,6,006_1_2' is 'samm/006/006_1_2'.
-    """
-    dataset = dataset.strip().lower()
-    subject = subject.strip().rsplit("/", 1)[-1]
-    number = _TRAILING_NUMBER.search(subject)
-    subject = str(int(number.group(1))) if number else subject.lower()
-    name = clip.strip().rsplit("/", 1)[-1].lower()
-    if dataset.startswith("smic"):
-        name = _SMIC_CLIP.sub(lambda m: f"s{int(m.group(1))}", name)
-    return dataset, subject, name
-
-
-def official_list_path():
-    """The packaged MEGC 2019 list (resources/README.md says where it comes from)."""
-    return importlib.resources.files("mer_jax") / "resources" / MEGC2019_LIST
-
-
-def read_clip_list(path=None) -> tuple[ListedClip, ...]:
-    """Rows of a clip list CSV `dataset,subject,clip,label` (default: the MEGC 2019 list).
-
-    An optional header row is skipped. Raises ValueError naming the file and
-    row for a malformed row, a label outside 0..2 or a clip listed twice.
-    """
-    path = official_list_path() if path is None else pathlib.Path(path)
-    name = getattr(path, "name", str(path))
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
-    out, seen = [], {}
-    for i, row in enumerate(rows, start=1):
-        cells = [c.strip() for c in row]
-        where = f"{name} row {i}"
-        if not any(cells):
-            continue
-        if len(cells) != 4:
-            raise ValueError(f"{where}: expected 4 columns dataset,subject,clip,label, got {row}")
-        dataset, subject, clip, label = cells
-        if i == 1 and label.lower() == "label":
-            continue
-        if label not in ("0", "1", "2"):
-            raise ValueError(f"{where}: label {label!r} is not 0, 1 or 2 {MEGC2019_CLASSES}")
-        if not (dataset and subject and clip):
-            raise ValueError(f"{where}: empty dataset, subject or clip in {row}")
-        item = ListedClip(dataset.lower(), subject, clip, int(label), where)
-        if item.key in seen:
-            raise ValueError(f"{where}: clip {clip!r} is listed twice (also {seen[item.key]})")
-        seen[item.key] = where
-        out.append(item)
-    if not out:
-        raise ValueError(f"{name}: no rows")
-    return tuple(out)
-
-
-def match_clip_list(
-    listed: Sequence[ListedClip],
-    datasets: np.ndarray,
-    subjects: np.ndarray,
-    clips: np.ndarray,
-    *,
-    what: str = "clip list",
-) -> np.ndarray:
-    """Index of the sample holding each listed clip (clip_key rule).
-
-    Raises ValueError naming every listed clip the samples lack (up to 10) and
-    any listed clip that two samples hold.
-    """
-    by_key: dict[tuple[str, str, str], list[int]] = {}
-    for i, key in enumerate(map(clip_key, datasets, subjects, clips)):
-        by_key.setdefault(key, []).append(i)
-    missing, index = [], np.zeros(len(listed), np.int64)
-    for r, row in enumerate(listed):
-        found = by_key.get(row.key, [])
-        if not found:
-            missing.append(row)
-        elif len(found) > 1:
-            raise ValueError(
-                f"{what}: {row} is held by several samples: {[str(clips[i]) for i in found[:5]]}"
-            )
-        else:
-            index[r] = found[0]
-    if missing:
-        shown = "; ".join(str(row) for row in missing[:10])
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        raise ValueError(
-            f"{what}: {len(missing)} listed clip(s) not in the sample list: {shown}{more}. "
-            "Build every dataset the list names with all its clips, and use a label scheme "
-            "that keeps them."
-        )
-    return index
-
-
-def label_disagreements(
-    listed: Sequence[ListedClip],
-    index: np.ndarray,
-    labels: np.ndarray,
-    class_names: Sequence[str],
-    clips: np.ndarray,
-) -> list[str]:
-    """One message per listed clip whose sample's class differs from the list's."""
-    out = []
-    for row, i in zip(listed, index):
-        label = int(labels[i])
-        if not 0 <= label < len(class_names):
-            raise ValueError(
-                f"labels[{i}] ({clips[i]}) = {label} is not an index into {tuple(class_names)}"
-            )
-        mine, theirs = class_names[label], MEGC2019_CLASSES[row.label]
-        if mine != theirs:
-            out.append(f"{clips[i]}: class {mine!r} in the sample list, {theirs!r} in {row.where}")
-    return out
+# The MEGC 2019 composite (CDE): the official clip list (mer_jax/clip_list.py).
 
 
 def cde_megc2019(
@@ -332,6 +192,18 @@ def cde_casme2_samm(subjects: np.ndarray, *, datasets: np.ndarray) -> FoldTable:
     return _loso_over(subjects, np.isin(datasets, ["casme2", "samm"]), "cde_casme2_samm")
 
 
+def _check_present(datasets: np.ndarray, tasks, what: str) -> None:
+    """ValueError naming the task if a task's source or target has no samples."""
+    present = sorted(set(datasets.tolist()))
+    for name, source, target in tasks:
+        for role, dataset in (("source", source), ("target", target)):
+            if dataset not in present:
+                raise ValueError(
+                    f"{what} {name!r}: no samples of {role} dataset {dataset!r}; the sample "
+                    f"list has {present}"
+                )
+
+
 def cross_dataset(
     subjects: np.ndarray,
     *,
@@ -341,15 +213,9 @@ def cross_dataset(
 ) -> FoldTable:
     """One fold per task (name, source, target): train on every sample of dataset `source`,
     test on every sample of dataset `target`; other samples are in no fold."""
-    present = sorted(set(datasets.tolist()))
+    _check_present(datasets, tasks, f"{what}, fold")
     names, train, test = [], [], []
     for name, source, target in tasks:
-        for role, dataset in (("source", source), ("target", target)):
-            if dataset not in present:
-                raise ValueError(
-                    f"{what}, fold {name!r}: no samples of {role} dataset {dataset!r}; the "
-                    f"sample list has {present}"
-                )
         names.append(name)
         train.append(datasets == source)
         test.append(datasets == target)
@@ -376,6 +242,52 @@ _CDMER_DOC = (
     "seed 002 Sec. 6.1.3, Table 10; SMIC-VIS/NIR hold 8 of SMIC-HS's 16 participants "
     "(Sec. 4.9), so Type-I tasks are cross-camera, not cross-subject"
 )
+
+
+CDMER_FOLDS = 5
+
+
+def cdmer_five_fold(
+    subjects: np.ndarray,
+    *,
+    datasets: np.ndarray,
+    labels: np.ndarray,
+    tasks: Sequence[tuple[str, str, str]],
+    seed=0,
+    target_training: bool = False,
+    what: str = "cdmer_5fold",
+) -> FoldTable:
+    """Seed 002 Sec. 6.1.3 / Table 11 "five-fold cross validation" of each CDMER task.
+
+    Per task (name, source, target): the target's samples in CDMER_FOLDS folds of
+    whole subjects, class-stratified (splits.subject_folds, drawn with `seed`);
+    fold 'Exp.7: C->H 2/5' tests the 2nd and trains on every source sample (Sec.
+    4.2: "trained on the source dataset and tested on the target dataset") or,
+    with `target_training`, on the source and the other four target folds.
+    `tasks` names each fold's task: a task's five folds are pooled and scored
+    together, every target sample tested once per task.
+    """
+    _check_present(datasets, tasks, f"{what}, task")
+    names, train, test, task_of = [], [], [], []
+    for name, source, target in tasks:
+        folds = splits.subject_folds(
+            subjects, labels, datasets == target, num_folds=CDMER_FOLDS, seed=seed,
+            what=f"{what}, task {name!r}, target {target!r}",
+        )  # fmt: skip
+        for k, held_out in enumerate(folds):
+            rest = folds.any(axis=0) & ~held_out if target_training else False
+            names.append(f"{name} {k + 1}/{CDMER_FOLDS}")
+            train.append((datasets == source) | rest)
+            test.append(held_out)
+            task_of.append(name)
+    table = FoldTable(
+        tuple(names), np.stack(train), np.stack(test), per_fold_metrics=True,
+        tasks=tuple(task_of),
+        notes=(f"each task's target in {CDMER_FOLDS} subject folds (seed {seed}), "
+               "pooled and scored task by task",),
+    )  # fmt: skip
+    check_no_leakage(table, subjects)
+    return table
 
 
 def holdout(
@@ -506,7 +418,20 @@ def _registry() -> dict[str, Protocol]:
                 f"CDMER {span} ({_CDMER_DOC})",
             )
         )
+        for suffix, target_training, how in _FIVE_FOLD_VARIANTS:
+            five = name.replace("cdmer", f"cdmer_5fold{suffix}", 1)
+            build = functools.partial(
+                cdmer_five_fold, tasks=tasks, target_training=target_training, what=five
+            )
+            description = f"CDMER {span}, five subject folds of the target, {how}"
+            out.append(Protocol(five, build, ("datasets", "labels"), "cdmer_3class", description))
     return {p.name: p for p in out}
+
+
+_FIVE_FOLD_VARIANTS = (
+    ("", False, "each trained on all of the source"),
+    ("_with_target", True, "each trained on the source and the other four target folds"),
+)
 
 
 PROTOCOLS = _registry()

@@ -4,8 +4,8 @@ The ``results`` dict is filled by the engine / CLI (``sweep.summarize``); its ke
 ``model``, ``dataset``, ``protocol``, ``num_folds``, ``class_names``, ``seed``,
 ``metrics`` (pooled over all folds, see ``mer_jax.metrics``), ``metrics_by_source``,
 ``folds``, ``timing``, ``device``, ``history`` (optional), ``attention_maps``
-(optional: which held-out attention maps attention_maps.npz holds), ``config`` and
-``versions``.
+(optional: which held-out attention maps and Grad-CAM attention_maps.npz holds), ``config``
+and ``versions``.
 
 Several seeds trained in one job add (all optional): ``seeds`` (``seed`` = seeds[0]);
 ``per_seed`` (one dict per seed: ``seed``, ``metrics``, ``metrics_by_source``,
@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from mer_jax import files
 from mer_jax.report_markdown import DRAWN_AS as DRAWN_AS
 from mer_jax.report_markdown import FINAL_EPOCH_NOTE as FINAL_EPOCH_NOTE
+from mer_jax.report_markdown import GRADCAM as GRADCAM
 from mer_jax.report_markdown import (
     HEADLINE_KEYS,
     as_list,
@@ -167,6 +168,10 @@ def display_input(x, *, flow: bool = False) -> np.ndarray:
     return x.mean(axis=-1)
 
 
+# The Grad-CAM map's column title (`GRADCAM`: its name, mer_jax.gradcam).
+GRADCAM_TITLE = "Grad-CAM (predicted class)\neach row / its max"
+
+
 def _example_rows(labels, per_class: int) -> list[int]:
     """Up to `per_class` examples of each class, in class order then saved order."""
     labels = np.asarray(labels)
@@ -187,7 +192,8 @@ def plot_attention_maps(
     """Saves a PNG: one row per held-out example (up to `per_class` per true class), its
     input, then each map (`map_kind`): spatial maps resized over the input, matrices as
     heat maps, 1-D weights as bars, one colour / value range per map over the rows drawn
-    (in its column title). `maps[name]` is (M, ...). Returns the names not drawn.
+    (in its column title); `GRADCAM` (mer_jax.gradcam) each row divided by its maximum.
+    `maps[name]` is (M, ...). Returns the names not drawn.
     """
     count = len(next(iter(maps.values()))) if maps else len(as_list(inputs))
     labels = np.zeros(count, int) if labels is None else np.asarray(labels)
@@ -204,6 +210,7 @@ def plot_attention_maps(
     for name in drawn:
         values = np.nan_to_num(np.asarray(maps[name])[rows].astype(np.float32))
         ranges[name] = (float(values.min()), float(values.max()))
+        ranges[name] = (0.0, 1.0) if name == GRADCAM else ranges[name]
 
     def name_of(c):
         c = int(c)
@@ -221,6 +228,7 @@ def plot_attention_maps(
                     if map_kind(np.shape(maps[name])[1:]) == "spatial_frames":
                         title += f" (frame {np.shape(maps[name])[1] // 2})"
                     title += "\n[{:.3g}, {:.3g}]".format(*ranges[name])
+                    title = GRADCAM_TITLE if name == GRADCAM else title
                 axes_rc.set_title(title, fontsize=8)
             if name == "input" and c == 0:
                 axes_rc.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
@@ -233,6 +241,8 @@ def plot_attention_maps(
                 axes_rc.set_yticks([])
                 continue
             value = np.nan_to_num(np.asarray(maps[name][m], np.float32))
+            if name == GRADCAM:  # Grad-CAM's scale follows the logits: per row, to [0, 1]
+                value = value / max(float(value.max()), 1e-30)
             kind = map_kind(value.shape)
             low, high = ranges[name]
             if kind == "bars":

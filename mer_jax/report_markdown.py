@@ -14,14 +14,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mer_jax import files
+from mer_jax import experiments, files
+from mer_jax.metrics import HEADLINE
 
 MISSING = "n/a"
 FINAL_EPOCH_NOTE = (
     "Reported metrics are from the final epoch of a fixed training schedule "
     "(no model selection on held-out subjects)."
 )
-HEADLINE_KEYS = ("accuracy", "uf1", "uar", "war")
+HEADLINE_KEYS = HEADLINE
 
 
 def is_missing(value) -> bool:
@@ -109,10 +110,12 @@ def summary_markdown(results: Mapping) -> str:
     class_names = as_list(results.get("class_names")) or as_list(metrics.get("class_names"))
     num_seeds = len(seed_list(results))
     lines = _headline_markdown(results, metrics, class_names)
+    lines += _paper_markdown(results)
     lines += _seeds_markdown(results)
     lines += _sources_markdown(
         results.get("metrics_by_source") or {}, results.get("metrics_by_source_sd"), num_seeds
     )
+    lines += _tasks_markdown(results)
     lines += _per_class_markdown(metrics, class_names, num_seeds)
     lines += _init_markdown(results.get("init") or {})
     lines += _attention_markdown(results.get("attention_maps") or {})
@@ -125,6 +128,22 @@ def summary_markdown(results: Mapping) -> str:
     versions = (results.get("versions") or {}).items()
     lines += _items_markdown("Versions", ["Package", "Version"], versions)
     return "\n".join(lines) + "\n"
+
+
+def _paper_markdown(results: Mapping) -> list[str]:
+    """The paper's figures beside ours (mean ± sd over seeds), when the config is a paper
+    table (`experiments.comparison`)."""
+    rows = experiments.comparison(results)
+    if not rows:
+        return []
+    config = results.get("config") or {}
+    title = f"Seed {config.get('paper.seed')}, {config.get('paper.table')}"
+    variant = config.get("paper.variant")
+    lines = ["## Paper vs ours", "", f"{title}{f', row {variant}' if variant else ''}: "
+             f"{config.get('paper.title', '')}.", ""]  # fmt: skip
+    lines += experiments.comparison_markdown(rows)
+    note = config.get("paper.note")
+    return lines + (["", f"Note: {note}"] if note else []) + [""]
 
 
 def _headline_markdown(results: Mapping, metrics: Mapping, class_names: list) -> list[str]:
@@ -265,7 +284,30 @@ def _seed_status(entry: Mapping) -> str:
     return "complete"
 
 
-def _sources_markdown(by_source: Mapping, sd: Mapping | None = None, num_seeds=1) -> list[str]:
+def _tasks_markdown(results: Mapping) -> list[str]:
+    """Per task of a protocol scored task by task (`metrics.by_task`, seed 002's five-fold
+    CDMER): each task's pooled metrics, mean ± sd over seeds."""
+    per_seed = as_list(results.get("per_seed")) or [{"metrics": results.get("metrics") or {}}]
+    tasks: dict[str, list] = {}
+    for entry in per_seed:
+        for task, m in ((entry.get("metrics") or {}).get("by_task") or {}).items():
+            tasks.setdefault(task, []).append(m)
+    if not tasks:
+        return []
+    mean, sd = {}, {}
+    for task, ms in tasks.items():
+        mean[task] = {k: float(np.mean([m[k] for m in ms])) for k in HEADLINE}
+        mean[task]["num_samples"] = ms[0].get("num_samples")
+        mean[task]["absent_classes"] = sorted({c for m in ms for c in m.get("absent_classes", ())})
+        if len(ms) > 1:
+            sd[task] = {k: float(np.std([m[k] for m in ms], ddof=1)) for k in HEADLINE}
+    return _sources_markdown(mean, sd, len(per_seed), title="## Per task", label="Task")
+
+
+def _sources_markdown(
+    by_source: Mapping, sd: Mapping | None = None, num_seeds=1, *, title="## Per source",
+    label="Source",
+) -> list[str]:  # fmt: skip
     if not by_source:
         return []
     sd = sd or {}
@@ -277,7 +319,7 @@ def _sources_markdown(by_source: Mapping, sd: Mapping | None = None, num_seeds=1
         ]
         for source in sorted(by_source)
     ]
-    title, n = "## Per source", "N"
+    n = "N"
     if num_seeds > 1:
         title += f" (mean ± sd over {num_seeds} seeds)" if sd else f" ({num_seeds} seeds)"
         n = "N (all seeds)"
@@ -285,7 +327,7 @@ def _sources_markdown(by_source: Mapping, sd: Mapping | None = None, num_seeds=1
         "",
         title,
         "",
-        *_table(["Source", "Acc", "UF1", "UAR", "WAR", n, "Absent classes"], rows),
+        *_table([label, "Acc", "UF1", "UAR", "WAR", n, "Absent classes"], rows),
     ]
     for source in sorted(by_source):
         absent = as_list(by_source[source].get("absent_classes"))
@@ -407,6 +449,8 @@ def _items_markdown(title: str, header: list[str], items) -> list[str]:
     return ["", f"## {title}", "", *_table(header, rows)]
 
 
+# The Grad-CAM map's name among the attention maps (mer_jax.gradcam).
+GRADCAM = "gradcam"
 DRAWN_AS = {
     "bars": "bars (one per entry)",
     "matrix": "heat map",
@@ -452,7 +496,8 @@ def _attention_markdown(record: Mapping) -> list[str]:
     for name, info in maps.items():
         shape = tuple(as_list((info or {}).get("shape")))
         kind = map_kind(shape)
-        rows.append([_format_cell(name), " x ".join(map(str, shape)) or "scalar", DRAWN_AS[kind]])
+        drawn = DRAWN_AS[kind] if name != GRADCAM else "overlay on the input (each row / its max)"
+        rows.append([_format_cell(name), " x ".join(map(str, shape)) or "scalar", drawn])
         if kind == "skip":
             skipped.append(name)
     if rows:
@@ -463,7 +508,21 @@ def _attention_markdown(record: Mapping) -> list[str]:
             f"**Not drawn:** {', '.join(skipped)} (rank 0 or above 4 per example: no picture "
             "for it here; the values are in the .npz).",
         ]
-    return lines
+    return lines + _gradcam_markdown(record.get("gradcam") or {})
+
+
+def _gradcam_markdown(record: Mapping) -> list[str]:
+    """The Grad-CAM paragraph of the attention-map section (mer_jax.gradcam)."""
+    if not record:
+        return []
+    return [
+        "",
+        f"`gradcam`: Grad-CAM (Selvaraju et al., ICCV 2017, Eq. 1-2) of the "
+        f"{record.get('class', 'predicted')} class at layer `{record.get('layer', MISSING)}`, "
+        "by the same fold as the maps beside it, upsampled (bilinear) to the input; "
+        f"reduction: {record.get('reduction', MISSING)}. The figure scales each row to its "
+        "maximum.",
+    ]
 
 
 def write_summary_markdown(results: dict, path) -> None:

@@ -11,8 +11,7 @@ ten runs; one run's figure is noise on datasets this small).
 import numpy as np
 
 from mer_jax import export, metrics, protocols
-
-HEADLINE = ("accuracy", "uf1", "uar", "war")
+from mer_jax.metrics import HEADLINE
 
 
 def scored(out, f: int) -> np.ndarray:
@@ -110,6 +109,16 @@ def seed_results(config, dataset, table: protocols.FoldTable, out, seed: int) ->
         summary["absent_classes"] = sorted(
             {c for f in scored_folds for c in f["metrics"]["absent_classes"]}
         )
+    if table.tasks:  # seed 002 CDMER five-fold: a task's folds pooled, then the mean over tasks
+        tasks = np.asarray(table.tasks)[fold]
+        by_task = metrics.pooled_metrics(y_true, pred, dataset.class_names, groups=tasks)
+        by_task = by_task["by_group"]
+        summary = {k: float(np.mean([m[k] for m in by_task.values()])) for k in HEADLINE}
+        summary["aggregation"] = "mean over tasks"
+        summary["absent_classes"] = sorted(
+            {c for m in by_task.values() for c in m["absent_classes"]}
+        )
+        summary["by_task"] = by_task
     summary["complete"] = not np.any(out.diverged_epoch >= 0)
     return {
         "seed": seed,
@@ -149,11 +158,8 @@ def _pooled_over_seeds(per_seed: list[dict], dataset) -> tuple[dict, dict]:
     sources = np.array([source_of[c] for r in per_seed for c in r["predictions"]["clip"]])
     pooled = metrics.pooled_metrics(y, p, dataset.class_names, groups=sources)
     summary = {**pooled["overall"], **_mean_sd([r["metrics"] for r in per_seed])[0]}
-    summary["aggregation"] = (
-        "mean over folds, then over seeds"
-        if per_seed[0]["metrics"].get("aggregation") == "mean over folds"
-        else "mean over seeds"
-    )
+    first = per_seed[0]["metrics"].get("aggregation")  # 'mean over folds' or '... tasks'
+    summary["aggregation"] = f"{first}, then over seeds" if first else "mean over seeds"
     summary["absent_classes"] = sorted(
         {c for r in per_seed for c in r["metrics"]["absent_classes"]}
     )

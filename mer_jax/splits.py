@@ -17,6 +17,10 @@ and validated on (the same rule as for the test split). Two uses:
 
 The rule (`validation_split`): draw DRAWS seeded random candidate splits and
 keep the one whose per-class sample counts are closest to their targets.
+
+`subject_folds` splits samples into k folds of whole subjects, stratified by
+class where the subjects allow it (seed 002's five-fold CDMER scoring,
+protocols.cdmer_five_fold).
 """
 
 from __future__ import annotations
@@ -51,7 +55,10 @@ class FoldTable:
     `notes`: what building the table found worth reporting (labels that
     disagree with an official list). `per_fold_metrics`: each fold is a
     separate experiment (HDE, CDMER); report metrics per fold rather than over
-    predictions pooled across folds.
+    predictions pooled across folds. `tasks[f]`: the experiment fold f belongs
+    to, where one experiment spans several folds (seed 002's CDMER task scored
+    in five folds of its target): predictions are pooled over each task's
+    folds and reported task by task; () = none.
     """
 
     names: tuple[str, ...]
@@ -61,6 +68,7 @@ class FoldTable:
     per_fold_metrics: bool = False
     val_mask: np.ndarray | None = None  # (F, N) bool
     validation_is_test: bool = False
+    tasks: tuple[str, ...] = ()
 
     @property
     def num_folds(self) -> int:
@@ -97,6 +105,7 @@ class FoldTable:
             train_mask=self.train_mask[folds],
             test_mask=self.test_mask[folds],
             val_mask=None if self.val_mask is None else self.val_mask[folds],
+            tasks=tuple(self.tasks[f] for f in folds) if self.tasks else (),
         )
 
     def with_validation(
@@ -141,6 +150,8 @@ def check_no_leakage(table: FoldTable, subjects: Sequence[str]) -> None:
             f"fold table masks {table.train_mask.shape}/{table.test_mask.shape}/"
             f"{val_mask.shape} (train/test/validation) do not match {len(subjects)} samples"
         )
+    if table.tasks and len(table.tasks) != table.num_folds:
+        raise ValueError(f"fold table: {len(table.tasks)} task names for {table.num_folds} folds")
     for f, name in enumerate(table.names):
         train, test, val = table.train_mask[f], table.test_mask[f], val_mask[f]
         if not test.any():
@@ -269,3 +280,58 @@ def _draw(rng: np.random.Generator, per_subject: np.ndarray, count, fraction) ->
     sizes = np.cumsum(per_subject[order].sum(axis=1))[:-1]  # never every subject
     taken = int(np.argmin(np.abs(sizes - fraction * per_subject.sum()))) + 1
     return order[:taken]
+
+
+def subject_folds(
+    subjects: Sequence[str],
+    labels: Sequence[int],
+    candidates: np.ndarray,
+    *,
+    num_folds: int,
+    seed: int | Sequence[int],
+    what: str = "",
+) -> np.ndarray:
+    """(num_folds, N) bool: the `candidates` samples split into folds of whole subjects.
+
+    Every candidate sample is in exactly one fold, every subject in one fold,
+    each fold non-empty. Stratified by class where the subjects allow it:
+    subjects are put in a seeded random order (np.random.default_rng(seed)),
+    then stably sorted by sample count, largest first; the first `num_folds`
+    subjects open one fold each, and each later subject joins the fold where
+    it brings the per-class counts closest to an equal share, i.e. the fold
+    minimising sum_k |c_fk + s_k - n_k / F| - |c_fk - n_k / F| (c_fk: fold f's
+    samples of class k, s_k: the subject's, n_k: all candidates'), ties to the
+    fold with fewer samples, then the lower index. The same seed gives the
+    same folds. Raises ValueError (prefixed by `what`) with fewer candidate
+    subjects than folds.
+    """
+    subjects, labels = np.asarray(subjects).astype(str), np.asarray(labels)
+    candidates = np.asarray(candidates, bool)
+    names, per_subject = _subject_class_counts(subjects, labels, candidates)
+    where = f"{what}: " if what else ""
+    if isinstance(num_folds, bool) or not isinstance(num_folds, int | np.integer) or num_folds < 2:
+        raise ValueError(f"{where}num_folds {num_folds!r} is not an integer >= 2")
+    if len(names) < num_folds:
+        raise ValueError(
+            f"{where}{num_folds} folds of whole subjects need at least {num_folds} subjects, "
+            f"the samples hold {len(names)}: {names.tolist()}"
+        )
+    order = np.random.default_rng(seed).permutation(len(names))
+    order = order[np.argsort(-per_subject[order].sum(axis=1), kind="stable")]
+    share = per_subject.sum(axis=0) / num_folds
+    counts = np.zeros((num_folds, per_subject.shape[1]))
+    fold_of = np.zeros(len(names), np.int64)
+    for rank, s in enumerate(order):
+        if rank < num_folds:
+            best = rank
+        else:
+            gain = np.abs(counts + per_subject[s] - share) - np.abs(counts - share)
+            cost = gain.sum(axis=1)
+            best = min(range(num_folds), key=lambda f: (cost[f], counts[f].sum(), f))
+        counts[best] += per_subject[s]
+        fold_of[s] = best
+    index = {name: i for i, name in enumerate(names)}
+    out = np.zeros((num_folds, len(subjects)), bool)
+    for i in np.flatnonzero(candidates):
+        out[fold_of[index[subjects[i]]], i] = True
+    return out

@@ -29,6 +29,7 @@ COMPILE_HEAVY = (
     "tests/test_resume.py",
     "tests/engine/test_engine_models.py",
     "tests/test_attention_maps.py",
+    "tests/test_gradcam.py",
     "tests/models/test_layers.py",
     "tests/engine/test_engine.py",
     "tests/engine/test_sharding.py",
@@ -39,6 +40,7 @@ COMPILE_HEAVY = (
     "tests/test_cli.py",
     "tests/test_finetune.py",
     "tests/engine/test_monitor.py",
+    "tests/engine/test_augment.py",
 )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from mer_jax import config as config_lib
-from mer_jax import engine, models, protocols, report, sweep
+from mer_jax import engine, export, gradcam, heldout_maps, models, protocols, report, sweep
 from tests.xla_flags import subprocess_env
 
 NUM_CLASSES = 3
@@ -70,8 +70,10 @@ class _Tiny(nn.Module):
 
 
 def _maps(folds, data, per_class=2, **kw):
-    """engine.Maps of the entries the report keeps (`sweep.select_heldout`)."""
-    pos, valid = sweep.select_heldout(folds.test_idx, folds.test_valid, data.labels, per_class)
+    """engine.Maps of the entries the report keeps (`heldout_maps.select_heldout`)."""
+    pos, valid = heldout_maps.select_heldout(
+        folds.test_idx, folds.test_valid, data.labels, per_class
+    )
     return engine.Maps(pos, valid, **kw)
 
 
@@ -85,14 +87,14 @@ def test_select_heldout_spreads_classes_over_folds_and_keeps_repeated_samples():
     test_idx = np.array([[0, 1, 2, 3], [2, 4, 5, 0], [6, 7, 0, 0]])
     test_valid = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]], bool)
     labels = np.array([0, 1, 0, 1, 0, 1, 0, 2])
-    pos, valid = sweep.select_heldout(test_idx, test_valid, labels, per_class=2)
+    pos, valid = heldout_maps.select_heldout(test_idx, test_valid, labels, per_class=2)
     kept = [(f, int(test_idx[f, pos[f, j]])) for f, j in zip(*np.nonzero(valid))]
     # (fold, sample) entries of class 0 in fold order: (0,0) (0,2) (1,2) (1,4) (2,6), picks
     # floor((i + 1/6) 5 / 2) = 0, 2; class 1: (0,1) (0,3) (1,5), floor((i + 1/2) 3 / 2) = 0, 2;
     # class 2: (2,7). Sample 2 is kept from fold 1, which tests it too.
     assert kept == [(0, 0), (0, 1), (1, 2), (1, 5), (2, 7)]
     assert pos.shape == (3, 2) and valid.sum(axis=1).tolist() == [2, 2, 1]
-    pos, valid = sweep.select_heldout(test_idx, test_valid, labels, per_class=10)
+    pos, valid = heldout_maps.select_heldout(test_idx, test_valid, labels, per_class=10)
     assert valid.sum() == test_valid.sum()  # every entry, the repeated sample twice
     assert sorted(test_idx[f, pos[f, j]] for f, j in zip(*np.nonzero(valid))) == sorted(
         test_idx[test_valid]
@@ -109,7 +111,7 @@ def test_pooled_maps_equal_each_folds_model_applied_to_its_held_out_samples():
         maps=_maps(folds, data, keys="", dtype=jnp.float32),
     )  # fmt: skip
     assert set(out.maps) == {f"attention_{k}" for k in range(1, 5)} | {"pre_logits"}
-    index, fold, pos, pooled = sweep.pooled_maps(out)
+    index, fold, pos, pooled = heldout_maps.pooled_maps(out)
     labels, images = np.asarray(data.labels), np.asarray(data.images)
     assert np.bincount(labels[index], minlength=NUM_CLASSES).tolist() == [2, 2, 2]
     assert len(set(fold.tolist())) > 1  # spread over folds
@@ -255,12 +257,20 @@ def test_sweep_writes_attention_maps_consistent_with_results(tmp_path, tfds_dir,
         "micro_attention": {f"attention_{k}" for k in range(1, 5)},
         "stanet": {"spatial_mask", "temporal_weights", "temporal_affinity"},
     }[name]
-    assert set(record["maps"]) == expected  # the default keys: no features, no penalty
-    assert set(npz) == expected | set(report.ATTENTION_META)
+    # The default keys (no features, no penalty), and Grad-CAM beside them (test_gradcam.py).
+    assert set(record["maps"]) == expected | {"gradcam"}
+    assert set(npz) == expected | {"gradcam"} | set(report.ATTENTION_META)
     m = record["num_examples"]
     for key in expected:
         assert list(npz[key].shape) == [m, *record["maps"][key]["shape"]]
         assert npz[key].dtype == np.float16 and np.isfinite(npz[key]).all()
+    cams = npz["gradcam"]
+    assert cams.shape == (m, *npz["input"].shape[1:3], 1) and cams.dtype == np.float32
+    assert np.isfinite(cams).all() and (cams >= 0).all()
+    assert record["gradcam"]["layer"] == models.spec(name).gradcam_layer
+    assert record["gradcam"]["classes"] == npz["prediction"].tolist()  # the same weights
+    if name == "micro_attention":  # grey frames: `input` is the model's input itself
+        _check_gradcam_against_exported_weights(tmp_path, npz)
     # Up to 2 per class, and each kept example is the one results.json predicted for it.
     preds = saved["predictions"]
     counts = np.bincount(preds["label"], minlength=len(saved["class_names"]))
@@ -276,11 +286,27 @@ def test_sweep_writes_attention_maps_consistent_with_results(tmp_path, tfds_dir,
     assert npz["input"].shape[0] == m and npz["input"].ndim in (3, 4)
     # The figure: one row per kept example (2 per class at most), input + one column per map.
     png = matplotlib.image.imread(tmp_path / "attention_maps.png")
-    assert png.shape[:2] == (round(220 * m), round(220 * (1 + len(expected))))
+    assert png.shape[:2] == (round(220 * m), round(220 * (2 + len(expected))))  # + Grad-CAM
     summary = (tmp_path / "summary.md").read_text()
     assert "![attention maps](attention_maps.png)" in summary
+    assert f"Grad-CAM (Selvaraju et al., ICCV 2017, Eq. 1-2) of the predicted class at layer " \
+        f"`{record['gradcam']['layer']}`" in summary  # fmt: skip
     for key in expected:
         assert f"| {key} | " in summary
+
+
+def _check_gradcam_against_exported_weights(workdir, npz):
+    """Each kept example's Grad-CAM == gradcam.gradcam of the exported weights of the fold
+    that holds it out (weights/, as `mer-jax predict` loads them), upsampled."""
+    exported = export.load(workdir)
+    layer = models.spec("micro_attention").gradcam_layer
+    run = jax.jit(lambda v, x: gradcam.gradcam(exported.model, v, x, layer))
+    for k, f in enumerate(npz["fold"]):  # one example at a time: one compiled program
+        cams, classes = run(exported.fold_variables(int(f)), npz["input"][k, None, ..., None])
+        assert classes[0] == npz["prediction"][k]
+        expected = gradcam.upsample(cams, npz["input"].shape[1:3])[0, ..., None]
+        np.testing.assert_allclose(npz["gradcam"][k], expected, rtol=1e-4, atol=1e-6)
+    assert np.ptp(npz["gradcam"]) > 0
 
 
 def test_no_attention_maps_when_off(tmp_path, tfds_dir):

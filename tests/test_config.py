@@ -52,10 +52,14 @@ def test_every_experiment_and_documented_argument_passes_check():
         for arg in args:
             config = config_lib.load(f"{path}:{arg}" if arg else str(path))
             if config.init.pretrained and not pathlib.Path(config.init.pretrained).exists():
-                # A fine-tuning config names its pre-training's work dir, not run here.
-                with pytest.raises(UserError, match="config key 'init.pretrained': .*runs/"):
+                # A fine-tuning config names its pre-training's work dir, not run here (or,
+                # AMAN's, the user's facial-expression ResNet-18 weights file).
+                with pytest.raises(
+                    UserError, match="config key 'init.pretrained': .*(runs|weights)/"
+                ):
                     config_lib.check(config)
                 config.init.pretrained = ""
+                config.init.random_frozen_trunk = True  # (AMAN's trunk, without its weights)
             config_lib.check(config)
             checked.append((path.name, arg))
     assert len(checked) >= 2 * len(EXPERIMENTS) >= 12, checked
@@ -115,6 +119,9 @@ BAD = [
     ("augment.color_shift", -1.0, "a number >= 0"),
     ("augment.prob", 1.5, "a number in [0, 1]"),
     ("augment.flip_sign", (), "None or a non-empty tuple"),
+    ("augment.rescale", (0.0,), "None or a non-empty tuple, each item a number > 0"),
+    ("augment.rescale", (0.8, 1.0), "the crop 28 inside the resized input.image_size 32 (0.8"),
+    ("augment.smooth_max", 1, "0 (off) or an integer >= 2"),
     ("report.attention_maps", -1, "an integer >= 0"),
     ("report.attention_keys", "[", "a regular expression"),
     ("input.image_size", 0, "an integer >= 1"),
@@ -184,6 +191,8 @@ def test_check_accepts_the_edges_of_every_range():
     }
     config_lib.check(_tiny(**edges))
     config_lib.check(_tiny(**{"augment.crop_size": None, "seed": 0, "train.epochs_per_call": 2}))
+    # 0.88 x 32 = 28.16 -> 28: the resized input just holds the crop of 28.
+    config_lib.check(_tiny(**{"augment.rescale": (0.88, 1.1), "augment.smooth_max": 2}))
 
 
 @pytest.mark.parametrize(
@@ -192,8 +201,8 @@ def test_check_accepts_the_edges_of_every_range():
         ({"train.epoch": 3}, "config key 'train.epoch': not a key of mer_jax.config.base(); "
          "did you mean 'train.epochs'?"),
         ({"model_kwargs.widht": 8}, "config key 'model_kwargs.widht': micro_attention.Model has "
-         "no field 'widht'; its fields: ['attention', 'conv_impl', 'input_batchnorm', "
-         "'stage_blocks', 'width']"),
+         "no field 'widht'; its fields: ['attention', 'attention_unit', 'conv_impl', "
+         "'input_batchnorm', 'mask_levels', 'stage_blocks', 'width']"),
         ({"model_kwargs.dtype": "bfloat16"}, "config key 'model_kwargs.dtype': set train.dtype"),
     ],
 )  # fmt: skip

@@ -32,6 +32,28 @@ SMIC = {"negative": 70, "positive": 51, "surprise": 43}  # SMIC-HS, 164 clips.
 CASME2_OBJECTIVE = {"1": 25, "2": 15, "3": 99, "4": 26, "5": 20, "6": 1, "7": 69}
 SAMM_OBJECTIVE = {1: 24, 2: 13, 3: 20, 4: 8, 5: 3, 6: 7, 7: 84}
 CASME = {"disgust": 3, "repression": 2, "surprise": 1, "tense": 4, "happiness": 2, "contempt": 1}
+# MMEW and DFME: illustrative columns (not published counts), expected counts by hand.
+MMEW = {
+    "happiness": 3,
+    "surprise": 4,
+    "anger": 1,
+    "disgust": 5,
+    "fear": 2,
+    "sadness": 1,
+    "others": 6,
+}
+DFME = {
+    "Anger": 4,
+    "Contempt": 1,
+    "Disgust": 3,
+    "Fear": 2,
+    "Happiness": 5,
+    "Sadness": 2,
+    "Surprise": 3,
+}
+# CAS(ME)^3 Part A and 4DME: illustrative columns too, expected counts by hand.
+CASME3 = {"happy": 2, "disgust": 5, "fear": 1, "anger": 3, "sad": 2, "surprise": 4, "others": 6}
+FOURD_ME = {"Positive": 3, "Negative": 6, "Surprise": 2, "Repression": 4, "Others": 5}
 
 # scheme -> dataset -> (values, expected class counts in scheme order). The
 # counts are the papers' tables (their section named by the scheme's reference).
@@ -41,12 +63,15 @@ EXPECTED = {
         "casme2": (CASME2, (91, 32, 25)),
         "samm": (SAMM, (92, 26, 15)),  # seed 002 Table 9
         "smic": (SMIC, (70, 51, 43)),  # seed 002 Table 9
+        "mmew": (MMEW, (9, 3, 4)),  # others excluded
+        "dfme": (DFME, (12, 5, 3)),
     },
     "casme2_5class": {"casme2": (CASME2, (32, 25, 64, 27, 99))},  # 247, seed 002 Table 13
     "casme2_7class": {"casme2": (CASME2, (32, 25, 64, 7, 2, 27, 99))},  # all 256
     "nps_others_4class": {
         "casme2": (CASME2, (73, 32, 25, 126)),  # seed 002 Table 12
         "samm": (SAMM, (92, 26, 15, 26)),  # seed 002 Table 12
+        "mmew": (MMEW, (9, 3, 4, 6)),
     },
     "cdmer_3class": {
         "casme2": (CASME2, (73, 32, 25)),  # 130, seed 002 Table 11
@@ -59,6 +84,14 @@ EXPECTED = {
     },
     "casme_4class": {"casme": (CASME, (3, 2, 1, 4))},
     "smic_3class": {"smic": (SMIC, (70, 51, 43))},
+    "mmew_7class": {"mmew": (MMEW, (3, 4, 1, 5, 2, 1, 6))},
+    "mmew_4class": {"mmew": (MMEW, (3, 4, 5, 6))},  # anger, fear, sadness excluded
+    "dfme_7class": {"dfme": (DFME, (4, 1, 3, 2, 5, 2, 3))},
+    "casme3_7class": {"casme3": (CASME3, (3, 5, 1, 2, 2, 4, 6))},
+    "casme3_4class": {"casme3": (CASME3, (11, 2, 4, 6))},  # anger+disgust+fear+sad negative
+    "casme3_3class": {"casme3": (CASME3, (11, 2, 4))},  # others excluded
+    "fourd_me_5class": {"fourd_me": (FOURD_ME, (6, 3, 2, 4, 5))},
+    "fourd_me_3class": {"fourd_me": (FOURD_ME, (10, 3, 2))},  # repression negative
 }
 
 

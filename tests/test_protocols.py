@@ -360,6 +360,84 @@ def test_cdmer_tasks_follow_table_10():
     assert part.names == (every.names[6], every.names[0]) and part.per_fold_metrics
 
 
+# Seed 002 Table 11 (negative, positive, surprise) and the releases' subject counts.
+TABLE_11 = {"smic": (70, 51, 43, 16), "smic_vis": (23, 28, 20, 8), "smic_nir": (23, 28, 20, 8)}
+TABLE_11["casme2"] = (73, 32, 25, 24)
+
+
+def table_11_like(seed=0):
+    """(datasets, subjects, labels): Table 11's class counts spread over random subjects."""
+    rng = np.random.default_rng(seed)
+    datasets, subjects, labels = [], [], []
+    for dataset, (*counts, num_subjects) in TABLE_11.items():
+        for label, count in enumerate(counts):
+            who = np.r_[np.arange(num_subjects), rng.integers(0, num_subjects, count)][:count]
+            subjects += [f"{dataset}/s{i + 1}" for i in who]
+            datasets += [dataset] * count
+            labels += [label] * count
+    order = rng.permutation(len(labels))
+    return np.array(datasets)[order], np.array(subjects)[order], np.array(labels)[order]
+
+
+def test_cdmer_5fold_tests_each_target_sample_once_per_task():
+    datasets, subjects, labels = table_11_like()
+    info = dict(datasets=datasets, labels=labels)
+    every = protocols.make_folds("cdmer_5fold", subjects, **info, seed=3)
+    plus = protocols.make_folds("cdmer_5fold_with_target", subjects, **info, seed=3)
+    assert every.num_folds == 60 and every.per_fold_metrics
+    for i, source, target in TABLE_10:
+        (s, s_name, s_data), (t, t_name, t_data) = PAPER[source], PAPER[target]
+        task = f"Exp.{i}: {s}->{t}"
+        rows = [f for f, name in enumerate(every.tasks) if name == task]
+        assert [every.names[f] for f in rows] == [f"{task} {k}/5" for k in range(1, 6)]
+        one = protocols.make_folds(f"cdmer_5fold_{s_name}_to_{t_name}", subjects, **info, seed=3)
+        assert one.tasks == (task,) * 5 and one.names == tuple(every.names[f] for f in rows)
+        np.testing.assert_array_equal(one.test_mask, every.test_mask[rows])
+        test, target = every.test_mask[rows], datasets == t_data
+        # Every target sample tested exactly once in the task; nothing else tested.
+        np.testing.assert_array_equal(test.sum(axis=0), target.astype(int))
+        folds_of = [set(subjects[m]) for m in test]  # whole subjects: no subject in two folds
+        assert sum(map(len, folds_of)) == len(set().union(*folds_of)) == TABLE_11[t_data][3]
+        for f, held_out in zip(rows, test):
+            np.testing.assert_array_equal(every.train_mask[f], datasets == s_data)
+            np.testing.assert_array_equal(
+                plus.train_mask[f], (datasets == s_data) | target & ~held_out
+            )
+            # Class-stratified: each fold within 40% of an even share of each class, +-2.
+            share = np.bincount(labels[target], minlength=3) / 5
+            assert np.all(
+                np.abs(np.bincount(labels[held_out], minlength=3) - share) <= 0.4 * share + 2
+            )
+        _no_subject_shared(every.select(rows), subjects)
+        _no_subject_shared(plus.select(rows), subjects)
+    again = protocols.make_folds("cdmer_5fold", subjects, **info, seed=3)
+    np.testing.assert_array_equal(again.test_mask, every.test_mask)
+    other = protocols.make_folds("cdmer_5fold", subjects, **info, seed=4)
+    assert not np.array_equal(other.test_mask, every.test_mask)
+    assert every.select([7, 2]).tasks == (every.tasks[7], every.tasks[2])
+    few = (datasets != "smic_vis") | np.isin(subjects, ["smic_vis/s1", "smic_vis/s2"])
+    with pytest.raises(
+        ValueError, match=r"Exp.1: H->V'.*5 folds of whole subjects need at least 5"
+    ):
+        protocols.make_folds("cdmer_5fold_smic_hs_to_smic_vis", subjects[few],
+                             datasets=datasets[few], labels=labels[few])  # fmt: skip
+
+
+def test_subject_folds_reach_an_even_split_when_one_exists():
+    """Ten subjects of 4 samples, five of class 0 only and five of class 1 only: the only
+    perfectly stratified 5-fold split pairs one of each per fold (4 + 4 samples)."""
+    subjects = np.repeat([f"p{i}" for i in range(10)], 4)
+    labels = np.repeat([0, 1] * 5, 4)
+    for seed in range(5):
+        folds = protocols.splits.subject_folds(
+            subjects, labels, np.ones(40, bool), num_folds=5, seed=seed
+        )
+        assert folds.sum(axis=0).tolist() == [1] * 40
+        for fold in folds:
+            assert np.bincount(labels[fold], minlength=2).tolist() == [4, 4]
+            assert len(set(subjects[fold])) == 2
+
+
 def test_no_protocol_leaks_and_unprefixed_ids_are_caught():
     (datasets, subjects, clips, labels), _ = composite()
     info = dict(datasets=datasets, clips=clips, labels=labels)
@@ -368,6 +446,9 @@ def test_no_protocol_leaks_and_unprefixed_ids_are_caught():
         if name.startswith(("cde_casme2", "hde")):
             d, s = _objective_like()
             table = protocols.make_folds(name, s, datasets=d)
+        elif name.startswith("cdmer_5fold"):  # five folds of whole target subjects
+            d, s, y = table_11_like()
+            table = protocols.make_folds(name, s, datasets=d, labels=y)
         else:
             d, s = datasets, subjects
             table = protocols.make_folds(name, s, **info)
@@ -375,7 +456,7 @@ def test_no_protocol_leaks_and_unprefixed_ids_are_caught():
         _no_subject_shared(table, s)
         assert table.test_mask.any(1).all() and table.train_mask.any(1).all()
         built += 1
-    assert built == len(protocols.PROTOCOLS) >= 22
+    assert built == len(protocols.PROTOCOLS) >= 52
     # SMIC-VIS subject ids written like HS ones ('s1'): the check refuses the table.
     bare = np.array([s.split("/", 1)[1] if s.startswith("smic") else s for s in subjects])
     with pytest.raises(protocols.LeakageError, match=r"Exp.2: V->H\) trains on held-out"):
@@ -655,3 +736,37 @@ def test_holdout_tests_and_validates_on_one_stratified_subject_split():
         protocols.make_folds("holdout", subjects)
     with pytest.raises(UserError, match="'train.validation_fraction': 1.2"):
         protocols.make_folds("holdout", subjects, labels=labels, validation_fraction=1.2)
+
+
+def test_cdmer_5fold_results_pool_each_tasks_folds():
+    """results.seed_results on a two-task five-fold table: each task's metrics are those of its
+    five folds' predictions pooled (metrics.classification_metrics), the headline their mean."""
+    from mer_jax import metrics, results
+
+    datasets, subjects, labels = table_11_like()
+    table = protocols.make_folds("cdmer_5fold_type2", subjects, datasets=datasets, labels=labels)
+    table = table.select([f for f, t in enumerate(table.tasks) if t.startswith(("Exp.7", "Exp.8"))])
+    idx, valid = table.test_indices()
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(*idx.shape, 3)).astype(np.float32)
+    f = table.num_folds
+    out = types.SimpleNamespace(
+        logits=logits, test_idx=idx, test_valid=valid, diverged_epoch=np.full(f, -1),
+        train_loss=np.ones((1, f)), heldout_pred_history=[logits.argmax(-1)], val_loss=None,
+    )  # fmt: skip
+    dataset = types.SimpleNamespace(
+        labels=labels, sources=datasets, clips=np.arange(len(labels)).astype(str),
+        subjects=subjects, class_names=MEGC,
+    )  # fmt: skip
+    config = types.SimpleNamespace(train=types.SimpleNamespace(epochs_per_call=1))
+    got = results.seed_results(config, dataset, table, out, seed=0)["metrics"]
+    expected = {}
+    for task in ("Exp.7: C->H", "Exp.8: H->C"):
+        rows = [k for k, t in enumerate(table.tasks) if t == task]
+        index = np.concatenate([idx[k][valid[k]] for k in rows])
+        pred = np.concatenate([logits[k][valid[k]].argmax(-1) for k in rows])
+        expected[task] = metrics.classification_metrics(labels[index], pred, MEGC)
+        assert got["by_task"][task]["uf1"] == pytest.approx(expected[task]["uf1"])
+        assert got["by_task"][task]["num_samples"] == len(index)
+    assert got["aggregation"] == "mean over tasks"
+    assert got["uar"] == pytest.approx(np.mean([m["uar"] for m in expected.values()]))

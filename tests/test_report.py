@@ -457,3 +457,45 @@ def test_plot_seed_spread_with_missing_values_and_default_mean_sd(tmp_path):
         warnings.simplefilter("error")
         report.plot_seed_spread(per_seed, path)
     assert mpimg.imread(path).std() > 0.01
+
+
+def test_gradcam_column_beside_the_attention_maps_each_row_scaled_to_its_max(tmp_path):
+    """Grad-CAM's scale follows the logits: a row scaled by 1024 draws the same picture,
+    where a map sharing one range over the rows (the attention maps) does not."""
+    rng = np.random.default_rng(0)
+    cam = rng.random((2, 8, 8, 1))
+    mask = rng.random((2, 4, 4, 1))
+    inputs, labels = rng.random((2, 8, 8)), np.array([0, 1])
+    pictures = {}
+    for name, maps in {
+        "same": {"mask": mask, "gradcam": cam},
+        "scaled": {"mask": mask, "gradcam": cam * np.array([1.0, 1024.0])[:, None, None, None]},
+        "mask_scaled": {
+            "mask": mask * np.array([1.0, 1000.0])[:, None, None, None],
+            "gradcam": cam,
+        },
+    }.items():
+        path = tmp_path / f"{name}.png"
+        skipped = report.plot_attention_maps(maps, path, inputs=inputs, labels=labels, per_class=1)
+        assert skipped == []
+        pictures[name] = mpimg.imread(path)
+    assert pictures["same"].shape[:2] == (2 * 220, 3 * 220)  # input, mask, Grad-CAM
+    np.testing.assert_array_equal(pictures["scaled"], pictures["same"])
+    assert np.abs(pictures["mask_scaled"] - pictures["same"]).max() > 0.1
+
+
+def test_summary_describes_the_gradcam_maps():
+    record = {
+        "figure": "attention_maps.png", "per_class": 2, "num_examples": 2,
+        "maps": {"attention_1": {"shape": [4, 4, 1]}, "gradcam": {"shape": [16, 16, 1]}},
+        "gradcam": {"layer": "head_bn", "class": "predicted", "reduction": "per image"},
+    }  # fmt: skip
+    summary = report.summary_markdown({"model": "m", "attention_maps": record})
+    assert "| gradcam | 16 x 16 x 1 | overlay on the input (each row / its max) |" in summary
+    assert "| attention_1 | 4 x 4 x 1 | overlay on the input (channel mean) |" in summary
+    assert (
+        "Grad-CAM (Selvaraju et al., ICCV 2017, Eq. 1-2) of the predicted class at layer "
+        "`head_bn`, by the same fold as the maps beside it" in summary
+    )
+    del record["gradcam"], record["maps"]["gradcam"]
+    assert "Grad-CAM" not in report.summary_markdown({"model": "m", "attention_maps": record})

@@ -11,8 +11,9 @@ seed views of `casme2`, the views the experiments' `:quick` variants read
 `casme2_flowseq_8x32_dis`; `flow_28` is shared), seed 000's 240 px apex
 (resized to 240 and randomly cropped to 224 by the sweep, as the authors'
 Caffe net) of `casme2` and `casme2_subtle`, and the composite views of
-`megc2019` (seeds 001 and 002 run CDE on it). Views are computed from the
-frames as rendered (at the corpus size), apex = the generator's apex.
+`megc2019` (seeds 001 and 002 run CDE on it; `flow_28_strain` for the STSTNet
+baseline). Views are computed from the frames as rendered (at the corpus size),
+apex = the generator's apex.
 
 `macro5` and `macro3` stand in for the macro-expression pre-training sets of
 seeds 000 (CK+, Oulu-CASIA, JAFFE, MUG) and 001 (CK+, RAF-DB, FER-2013): the
@@ -114,6 +115,47 @@ _MEGC2019 = SyntheticMEConfig(
         Source("samm", 28, (92, 26, 15), 16, **_SAMM_CAMERA),
     ),
 )
+# The paper tables' `:synthetic` stand-ins (mer_jax/recipes): a composite as small as a 2-core
+# CPU trains LOSO in about a minute, with the three sources of the pooled protocols.
+_MEGC2019_MINI = SyntheticMEConfig(
+    name="megc2019_mini",
+    description=(
+        "The MEGC 2019 composite in miniature (3 classes): SMIC, CASME II and SAMM (grey) 4 "
+        "subjects / 20 clips each; 112x112, 4 px peak displacement."
+    ),
+    class_names=_MEGC_CLASSES,
+    seed=2019,
+    sources=(
+        Source("smic", 4, (8, 6, 6), 7, **_SMIC_CAMERA),
+        Source("casme2", 4, (8, 6, 6), 7, **_CASME2_CAMERA),
+        Source("samm", 4, (8, 6, 6), 7, **_SAMM_CAMERA),
+    ),
+)
+# Seed 002's CDMER tables' `:synthetic` stand-in (mer_jax/recipes/feature_refinement.py): the
+# four CDMER databases in miniature, SMIC-HS / -VIS / -NIR cameras and CASME II, 5 subjects each
+# (the five-fold protocol needs five target subjects).
+_CDMER_MINI = SyntheticMEConfig(
+    name="cdmer_mini",
+    description=(
+        "The four CDMER databases in miniature (3 classes): SMIC-HS, SMIC-VIS (25 fps: short "
+        "clips), SMIC-NIR (grey) and CASME II, 5 subjects / 15-16 clips each; 112x112, 4 px "
+        "peak displacement."
+    ),
+    class_names=_MEGC_CLASSES,
+    seed=2002,
+    sources=(
+        Source("smic", 5, (6, 5, 5), 5, **_SMIC_CAMERA),
+        Source("smic_vis", 5, (5, 5, 5), 5, **{**_SMIC_CAMERA, "num_frames": (5, 8)}),
+        Source(
+            "smic_nir",
+            5,
+            (5, 5, 5),
+            5,
+            **{**_SMIC_CAMERA, "num_frames": (10, 18), "grey": True, "noise_std": 3.5},
+        ),  # fmt: skip
+        Source("casme2", 5, (6, 5, 5), 5, **_CASME2_CAMERA),
+    ),
+)
 # Pre-training corpora: the classes (and so the action units) of the fine-tuning corpus,
 # several "datasets" with their own cameras, larger motion, other people (their own seed:
 # no identity is shared with `casme2` / `megc2019`).
@@ -206,7 +248,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         *_views(_CASME2, (*views.SEED_VIEWS, _APEX_240, *_QUICK_VIEWS)),
         *_views(_subtle(_CASME2), (_APEX_240, _APEX_56)),
         *_views(_MEGC2019, (views.evm_apex_view(112), views.flow_view(28))),
+        # STSTNet (experiments/baselines/ststnet_megc2019.py): flow + optical strain.
+        *_views(_MEGC2019, (views.flow_view(28, channels=3),)),
         *_views(_subtle(_MEGC2019), (_EVM_APEX_32,)),
+        # The tables' :synthetic runs: seed 000 (apex 56) and seed 001 (EVM apex 32).
+        *_views(_MEGC2019_MINI, (_APEX_56, _EVM_APEX_32)),
+        # Frames of the mini composite: seeds 002-004's tables compute their inputs at load time.
+        _MEGC2019_MINI,
+        _CDMER_MINI,  # seed 002's CDMER tables, :synthetic
         _MACRO5,
         _MACRO3,
         # Pre-training -> fine-tuning at the quick inputs: micro-attention (apex 56) and

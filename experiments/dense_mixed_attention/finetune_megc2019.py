@@ -9,7 +9,9 @@ epochs, early stopping after 20 epochs without improvement "on a validation
 set" whose construction the paper does not give: here 2 of each fold's
 training subjects (`train.validation_subjects`, drawn per fold and seed,
 never the test subject), which also drive the plateaus and pick each fold's
-weights. Protocol `cde_megc2019`: the official 441-clip list, 68 folds.
+weights. Protocol `cde_megc2019`: the official 441-clip list, 68 folds. The settings live in
+`mer_jax.recipes.dense_mixed_attention` (`finetune`, setting 'cde'); the paper's tables
+are experiments/dense_mixed_attention/table5_cde_mixed.py .. table12_backbone.py.
 
     mer-jax sweep experiments/dense_mixed_attention/pretrain_macro.py
     mer-jax sweep experiments/dense_mixed_attention/finetune_megc2019.py
@@ -25,6 +27,7 @@ this repository.
 """
 
 from mer_jax import config as config_lib
+from mer_jax.recipes import dense_mixed_attention as recipe
 
 ARGS = ("synthetic",)
 
@@ -36,41 +39,15 @@ def get_config(arg=None):
             f"(known: {', '.join(ARGS)})"
         )
     c = config_lib.base()
-    # Data section: the three composite parts' EVM-apex views.
-    c.dataset = (
-        "smic/hs_cropped_evm_apex_112+casme2/cropped_evm_apex_112+samm/raw_face_evm_apex_112"
-    )
-    c.protocol = "cde_megc2019"
-    c.input.representation = "evm_apex"
-    c.input.image_size = 112
-    c.input.channels = 3
-    # Model section.
-    c.model = "dense_mixed_attention"
-    c.model_kwargs.growth_rate = 41
-    c.model_kwargs.attention = "mixed"
-    c.model_kwargs.backbone = "dense"
-    c.init.pretrained = "runs/dense_mixed_attention/pretrain_macro"
-    # Training section.
-    c.train.epochs = 200
-    c.train.batch_size = 32
-    c.train.validation_subjects = 2
-    c.train.early_stopping = 20
-    c.optimizer.name = "adam"
-    c.optimizer.lr = 0.01
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.schedule = "plateau"
-    c.optimizer.patience = 20
+    recipe.finetune(c, "cde")
     if arg == "synthetic":
-        c.dataset = "synthetic_me/megc2019_subtle_evm_apex_32"
-        c.protocol = "loso"
-        c.input.image_size = 32
-        c.model_kwargs.growth_rate = 6
-        c.model_kwargs.layers_per_block = (2, 2)
-        c.model_kwargs.head_size = 4
-        c.init.pretrained = "runs/dense_mixed_attention/pretrain_macro-synthetic"
+        # The pre-training -> fine-tuning pair: the subtle composite (1 px movements), from
+        # pretrain_macro.py:synthetic's work dir.
+        recipe.synthetic(
+            c,
+            "cde",
+            dataset="synthetic_me/megc2019_subtle_evm_apex_32",
+            pretrained=recipe.PRETRAINED_SYNTHETIC,
+        )
         c.train.epochs = 8
-        c.train.batch_size = 16
-        c.optimizer.lr = 3e-3
-        c.optimizer.patience = 2
-        c.train.early_stopping = 4
     return c

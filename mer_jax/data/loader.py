@@ -71,13 +71,24 @@ def default_data_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
 
 
+SPLIT_MARK = "@"  # 'dfme/raw_112@test_a': the part's TFDS split (default: the `split` argument)
+
+
+def split_of(part: str, split: str) -> tuple[str, str]:
+    """(builder name, split) of a part: 'dfme/raw_112@test_a' -> ('dfme/raw_112', 'test_a')."""
+    name, mark, chosen = part.partition(SPLIT_MARK)
+    return name, (chosen if mark else split)
+
+
 def prepare_builder(name: str, data_dir: str | None = None, *, log: Callable[[str], None] = print):
-    """The TFDS builder of `name`, built first if it needs no input files (synthetic corpora):
-    by `mer_jax.data.build.build`, under the dataset's lock and with its build record."""
+    """The TFDS builder of `name` (any '@split' ignored), built first if it needs no input
+    files (synthetic corpora): by `mer_jax.data.build.build`, under the dataset's lock and
+    with its build record."""
     import tensorflow_datasets as tfds
 
     import data_builders
 
+    name = split_of(name, "")[0]
     data_builders.import_builder(name)
     builder = tfds.builder(name, data_dir=data_dir or None)
     if builder.is_prepared():
@@ -130,6 +141,7 @@ class Part(NamedTuple):
     name: str  # 'casme2/cropped_112'
     builder: Any  # its prepared tfds builder
     keep: np.ndarray  # (n,) bool over its stored clips: False where the label scheme excludes
+    split: str = "train"  # its TFDS split ('name@split' in the dataset name, else `split`)
 
 
 class Metadata(NamedTuple):
@@ -166,6 +178,12 @@ def _scheme_of(part: str, features, label_scheme: str, default: str, log):
 def _read_part(part: str, label_scheme: str, default: str, data_dir, split: str, log):
     """(Part, class names, {id feature: kept values}, kept labels) of one built dataset."""
     builder = prepare_builder(part, data_dir, log=log)
+    split = split_of(part, split)[1]
+    if split not in builder.info.splits:
+        raise UserError(
+            f"config key 'dataset': {part} has no split {split!r}; it has "
+            f"{sorted(builder.info.splits)} (name one as NAME/CONFIG{SPLIT_MARK}SPLIT)"
+        )
     features = builder.info.features
     missing = [key for key in ID_FEATURES if key not in features]
     if missing and not stills.stores_stills(features):
@@ -191,7 +209,7 @@ def _read_part(part: str, label_scheme: str, default: str, data_dir, split: str,
         if not keep.all():
             log(f"{part}: label scheme {scheme.name} excludes {int((~keep).sum())} of {n} clips")
     kept = {key: values[keep] for key, values in ids.items()}
-    return Part(part, builder, keep), class_names, kept, labels[keep]
+    return Part(part, builder, keep, split), class_names, kept, labels[keep]
 
 
 def read_metadata(
@@ -454,7 +472,7 @@ def load(
     for part in meta.parts:  # before any input is computed
         if stills.stores_stills(part.builder.info.features):
             stills.check_representation(part.name, representation)
-    images = [_part_inputs(part, split, spec, log, progress)[part.keep] for part in meta.parts]
+    images = [_part_inputs(part, part.split, spec, log, progress)[part.keep] for part in meta.parts]
     shapes = {x.shape[1:] for x in images}
     if len(shapes) > 1:
         raise ValueError(f"config key 'dataset': the parts give inputs of shapes {sorted(shapes)}")

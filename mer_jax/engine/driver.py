@@ -69,7 +69,7 @@ class Maps:
     """Held-out auxiliary outputs to return after the final epoch (attention maps for reports).
 
     pos (F, J): each fold's test positions to evaluate (chosen by the caller, e.g.
-    `sweep.select_heldout`); valid (F, J): which of them are real (returned as
+    `heldout_maps.select_heldout`); valid (F, J): which of them are real (returned as
     is); keys: regex on the '/'-joined `out` leaf names ('' = all; leaves without
     a leading example axis are dropped); dtype: floating leaves are cast to it.
     """

@@ -22,6 +22,8 @@ MODELS = {
     "feature_refinement": "mer_jax.models.feature_refinement",  # seed 002
     "aman": "mer_jax.models.aman",  # seed 003
     "stanet": "mer_jax.models.stanet",  # seed 004
+    "ststnet": "mer_jax.models.ststnet",  # MEGC 2019 baseline
+    "off_apexnet": "mer_jax.models.off_apexnet",  # MEGC 2019 baseline
 }
 
 

@@ -484,4 +484,5 @@ SPEC = ModelSpec(
         head_of=head_of,
     ),
     classifier=("head/classifier",),
+    gradcam_layer="head/layer4",  # ResNet-18 layer4, per frame and factor
 )

@@ -73,6 +73,11 @@ class ModelSpec:
     # Module paths ('/'-joined, under 'params') whose shapes follow num_classes: the classifier
     # that fine-tuning replaces when the classes differ (mer_jax/finetune.py).
     classifier: tuple[str, ...] = ("head",)
+    # Module path ('/'-joined, under 'params') whose output feature map (..., h, w, C) Grad-CAM
+    # weighs by its gradients (Selvaraju et al. 2017, Eq. 1-2): the last spatial stage before
+    # pooling. Named in each model file; '' = the model has none. Several, ','-joined, form
+    # one map (their channels together; FR's two streams): mer_jax/gradcam.py.
+    gradcam_layer: str = ""
 
     @property
     def fields(self) -> frozenset[str]:

@@ -362,4 +362,5 @@ SPEC = ModelSpec(
     ABLATIONS,
     width_kwarg="growth_rate",
     small=SmallPreset(size=48, kwargs={"growth_rate": 8}),
+    gradcam_layer="block4",  # the last dense block (before its mixed attention)
 )

@@ -261,4 +261,5 @@ SPEC = ModelSpec(
     ),
     aux_loss=aux_loss,
     classifier=("head", "proposal"),
+    gradcam_layer="horizontal_inception2,vertical_inception2",  # both streams: one map
 )

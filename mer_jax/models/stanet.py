@@ -24,15 +24,23 @@ L_3, whose mask branch reads the same input as the trunk branch):
     S   = (1 + m) * L_3                                                           Eq. (2)
     f   = mean_hw(conv4(maxpool(S)))                    (8 width)
 
-G, the Temporal Attention Module (Sec. 3.2), with H = [h_1, ..., h_t] the frame features
-(`temporal_context="features"`, the default: Eq. (3) read on F's outputs) or the hidden
-states of an LSTM run over them (`"lstm"`, the paper's "hidden state of F(X)" citing the
-GCA-LSTM [18]):
+G, the Temporal Attention Module (Sec. 3.2). "The hidden state of F(X) is denoted as a
+matrix H = [h_1, ..., h_t], where h_i represents the context information of the t-th
+time-step in the entire sequence", citing GCA-LSTM [18]: by default H is the hidden states
+of an LSTM run over the frame features (`temporal_context="lstm"`, hidden size = feature
+size 8 width); `"features"` takes H = F(X) itself.
 
-    C   = tanh(H^T H)  (t x t)                                                   Eq. (3)
+    C   = tanh(s H^T H)  (t x t)                                                 Eq. (3)
     w_i = softmax_i(p),  p_i = sum_j C_ij                                        Eq. (4)
     T_i = (1 + w_i) * f(x_i)                                                     Eq. (5)
     y   = mean_i T_i  ->  linear classifier (assumed: the text gives no aggregation layer)
+
+The scale s is not in Eq. (3) (s = 1 there). Unscaled, the affinity saturates: at
+initialisation the d = 256 LSTM states give h_i . h_j ~ 4-15 and the non-negative frame
+features ~ 100, so C = 1 everywhere, the weights are uniform and tanh passes no gradient.
+The default `affinity_scale=None` is s = 1 / sqrt(d), the scaled dot product (Vaswani et
+al. 2017): with the LSTM, C starts in ~(0.2, 0.7) and the weights differ and learn.
+`temporal_context="features", affinity_scale=1.0` is the literal reading of Eq. (3).
 
 Loss (Sec. 3.3, Eq. (7)): L = L_ce + lambda * ||M(X)||_1 with lambda = 1e-8 (Sec. 4.1);
 `aux_loss` returns lambda * sum |m| over (t, h, w, c) of each example's mask, so the
@@ -106,17 +114,19 @@ def upsample_bilinear(x: jax.Array, size: tuple[int, int], *, align_corners: boo
     return jnp.einsum("pw,nowc->nopc", cols, x, precision=jax.lax.Precision.HIGHEST)
 
 
-def temporal_attention(h: jax.Array, f: jax.Array):
+def temporal_attention(h: jax.Array, f: jax.Array, scale: float = 1.0):
     """Eq. (3)-(5) for a batch: h (N, t, d) hidden states, f (N, t, d') frame features.
 
-    Returns (T, w, C): T_i = (1 + w_i) f_i (N, t, d'), w (N, t), C = tanh(H^T H) (N, t, t).
-    Computed in float32 at full matmul precision (the softmax of row sums of t tanh terms
-    is sensitive to rounding).
+    Returns (T, w, C): T_i = (1 + w_i) f_i (N, t, d'), w (N, t), C = tanh(scale H^T H)
+    (N, t, t). Computed in float32 (float64 inputs stay float64) at full matmul precision
+    (the softmax of row sums of t tanh terms is sensitive to rounding).
     """
-    h = h.astype(jnp.float32)
-    affinity = jnp.tanh(jnp.einsum("ntd,nsd->nts", h, h, precision=jax.lax.Precision.HIGHEST))
+    dtype = jnp.promote_types(h.dtype, jnp.float32)
+    h = h.astype(dtype)
+    gram = jnp.einsum("ntd,nsd->nts", h, h, precision=jax.lax.Precision.HIGHEST)
+    affinity = jnp.tanh(scale * gram)
     weights = jax.nn.softmax(jnp.sum(affinity, axis=-1), axis=-1)
-    return (1.0 + weights)[..., None] * f.astype(jnp.float32), weights, affinity
+    return (1.0 + weights)[..., None] * f.astype(dtype), weights, affinity
 
 
 class ConvBNReLU(nn.Module):
@@ -205,7 +215,8 @@ class Model(nn.Module):
     `x` is (N, t, H, W, C) flow. Returns `(logits, out)`; `out` holds `frame_features`
     (N, t, 8 width), `pre_logits` (N, 8 width), with SAB `spatial_mask` (N, t, H/4, W/4,
     4 width) and `mask_l1_penalty` (N,) = l1_lambda * sum |m|, with TAB `temporal_weights`
-    (N, t) and `temporal_affinity` (N, t, t).
+    (N, t) and `temporal_affinity` (N, t, t). `affinity_scale`: s of Eq. (3) (module
+    docstring); None = 1 / sqrt(d), d the size of h_i.
     """
 
     num_classes: int = DEFAULT_NUM_CLASSES
@@ -214,7 +225,8 @@ class Model(nn.Module):
     spatial_attention: bool = True
     temporal_attention: bool = True
     l1_lambda: float = L1_LAMBDA
-    temporal_context: str = "features"
+    temporal_context: str = "lstm"
+    affinity_scale: float | None = None
     align_corners: bool = False
     dropout_rate: float = 0.0
     dtype: Any = jnp.float32
@@ -225,6 +237,11 @@ class Model(nn.Module):
             raise ValueError(
                 f"stanet.Model field 'temporal_context': {self.temporal_context!r} is not one "
                 f"of {TEMPORAL_CONTEXTS}"
+            )
+        if self.affinity_scale is not None and not self.affinity_scale > 0:
+            raise ValueError(
+                f"stanet.Model field 'affinity_scale'={self.affinity_scale} must be > 0 "
+                "(None: 1 / sqrt(d))"
             )
         if self.width < 1 or self.hourglass_depth < 1:
             raise ValueError(
@@ -271,8 +288,12 @@ class Model(nn.Module):
         if self.temporal_attention:
             h = f
             if self.temporal_context == "lstm":
-                h = nn.RNN(nn.OptimizedLSTMCell(f.shape[-1]), name="context_lstm")(f)
-            f, weights, affinity = temporal_attention(h, f)
+                # Zero initial state in the compute dtype (float64 under the engine's x64).
+                zeros = jnp.zeros((n, f.shape[-1]), jnp.promote_types(f.dtype, self.dtype))
+                cell = nn.OptimizedLSTMCell(f.shape[-1], name="context_lstm")
+                h = nn.RNN(cell)(f, initial_carry=(zeros, zeros))
+            scale = self.affinity_scale or 1.0 / float(np.sqrt(h.shape[-1]))
+            f, weights, affinity = temporal_attention(h, f, scale)
             out["temporal_weights"] = weights
             out["temporal_affinity"] = affinity
         y = jnp.mean(f, axis=1)
@@ -299,4 +320,5 @@ SPEC = ModelSpec(
     width_kwarg="width",
     small=SmallPreset(size=32, frames=(4,), kwargs={"width": 8}),
     aux_loss=aux_loss,
+    gradcam_layer="frame_encoder/conv4",  # the SAM's last conv, per frame
 )

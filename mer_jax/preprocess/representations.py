@@ -15,7 +15,8 @@ outputs are pixels (the engine scales them to [0, 1]); float32 outputs
 | `evm_apex`      | 001  | (S, S, 3) uint8 EVM-magnified   | image_size, apex, evm.*                |
 | `flow`          | 002  | (S, S, 2|3) float32 onset->apex | image_size, channels, apex, flow_method|
 | `aman_stack`    | 003  | (n, k, S, S, 3) uint8           | image_size, num_frames, factors,       |
-|                 |      |                                 | magnifier_checkpoint                   |
+|                 |      |                                 | magnifier_checkpoint, tim_length,      |
+|                 |      |                                 | frame_interval (optional)              |
 | `flow_sequence` | 004  | (T, S, S, 2) float32            | image_size, num_frames, flow_method    |
 
 `apex` chooses the apex frame: 'ground_truth' (the annotation; a clip without
@@ -189,14 +190,27 @@ def evm_apex_input(clip: Clip, spec: Mapping) -> np.ndarray:
     return evm_apex_batch([clip], spec)[0]
 
 
+def aman_frame_sampling(spec: Mapping) -> tuple[int, int]:
+    """(TIM length L, interval) of seed 003's frame sampling: `spec` keys `tim_length`
+    (default tim.AMAN_TIM_LENGTH = 20; L = num_frames is TIM straight to n frames) and
+    `frame_interval` (default 0: the largest that fits, `tim.sample_indices`)."""
+    length = int(spec.get("tim_length", tim.AMAN_TIM_LENGTH))
+    interval = int(spec.get("frame_interval", 0))
+    tim.sample_indices(spec["num_frames"], length, interval)  # ValueError if they do not fit
+    return length, interval
+
+
 def aman_stack_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
-    """Seed 003 for N clips, (N, n, k, S, S, 3) uint8: TIM makes every clip n frames, so one
-    magnification call covers all N (see `aman_stack_input`)."""
+    """Seed 003 for N clips, (N, n, k, S, S, 3) uint8: TIM and sampling make every clip n
+    frames, so one magnification call covers all N (see `aman_stack_input`)."""
     size = spec["image_size"]
+    length, interval = aman_frame_sampling(spec)
     batch = []
     for clip in clips:
         frames = np.stack([resize(f, size) for f in clip.frames[clip.onset : clip.offset + 1]])
-        batch.append(tim.tim(frames[None].astype(np.float32) / 255.0, spec["num_frames"])[0])
+        frames = frames[None].astype(np.float32) / 255.0
+        sampled = tim.tim_then_sample(frames, spec["num_frames"], length=length, interval=interval)
+        batch.append(sampled[0])
     frames = np.clip(np.stack([np.asarray(f) for f in batch]), 0.0, 1.0)
     checkpoint = spec.get("magnifier_checkpoint", "")
     if checkpoint:  # Oh et al. 2018, the magnifier AMAN uses (mer_jax/magnifier/model.py)
@@ -209,7 +223,8 @@ def aman_stack_batch(clips: Sequence[Clip], spec: Mapping) -> np.ndarray:
 
 
 def aman_stack_input(clip: Clip, spec: Mapping) -> np.ndarray:
-    """Seed 003: onset..offset TIM-normalised to n frames, each magnified against the onset
+    """Seed 003 (Sec. 2.1): onset..offset TIM-normalised to L = 20 frames, n of them taken
+    from the first at a fixed interval (`aman_frame_sampling`), each magnified against the onset
     at every factor by the learned magnifier (`magnifier_checkpoint`) or, without one, by
     Eulerian magnification: (n, k, S, S, 3) uint8."""
     return aman_stack_batch([clip], spec)[0]
@@ -279,7 +294,14 @@ REPRESENTATIONS: dict[str, Representation] = {
         Representation(
             "aman_stack",
             "003",
-            ("image_size", "num_frames", "factors", "magnifier_checkpoint"),
+            (
+                "image_size",
+                "num_frames",
+                "factors",
+                "magnifier_checkpoint",
+                "tim_length",
+                "frame_interval",
+            ),
             np.uint8,
             lambda spec: (spec["num_frames"], len(spec["factors"]), *_square(spec, 3)),
             aman_stack_input,

@@ -25,6 +25,16 @@ output only in that case.
 `linear` is plain linear interpolation at n_out positions equally spaced in
 [0, N - 1] (seed 004 STANet: "linear interpolation ... into 20 frames").
 
+Seed 003 (AMAN, Sec. 2.1) first TIM-normalises every clip to one length, "then
+we successively sample n number of frames from the beginning at a certain
+interval". Neither the length nor the interval is given; Sec. 3.1.2 sweeps n
+"from 1 to the maximum length(20) of the video", so the TIM length is
+AMAN_TIM_LENGTH = 20 and, as n = 20 must fit, the interval is the largest whole
+step that fits n frames into 20 from the first: (L - 1) // (n - 1)
+(`sample_indices`; n = 11 -> 1, frames 0..10: from the onset to about the
+middle of onset..offset, where the apex usually lies). `tim_then_sample` does
+both; with length = n it is TIM straight to n frames (interval 1).
+
 Both take an optional per-clip `lengths` so a zero-padded batch (clips of
 different lengths padded to a common T) is resampled clip by clip; padded frames
 get weight 0.
@@ -129,3 +139,40 @@ def tim(frames, n_out: int, *, axis: int = 1, lengths=None):
 def linear(frames, n_out: int, *, axis: int = 1, lengths=None):
     """Linear temporal interpolation to n_out frames (seed 004: 20 frames); see `tim`."""
     return _resample(frames, n_out, axis, lengths, _linear_weights, "linear")
+
+
+AMAN_TIM_LENGTH = 20  # seed 003 Sec. 3.1.2: n is swept up to "the maximum length(20)"
+
+
+def sample_indices(num_frames: int, length: int, interval: int = 0) -> np.ndarray:
+    """The n = `num_frames` frame indices seed 003 takes of a clip TIM-normalised to
+    `length` frames: 0, s, 2s, ... with s = `interval`, or (0: the default) the largest
+    whole step that fits, (length - 1) // (n - 1) (module docstring)."""
+    n, length, interval = int(num_frames), int(length), int(interval)
+    if n < 1 or length < n or interval < 0:
+        raise ValueError(
+            f"frame sampling: {n} frames at interval {interval} of a clip TIM-normalised to "
+            f"{length} frames: need 1 <= num_frames <= tim_length and interval >= 0"
+        )
+    step = interval or (length - 1) // max(n - 1, 1) or 1
+    if (n - 1) * step > length - 1:
+        raise ValueError(
+            f"frame sampling: {n} frames every {step} need {(n - 1) * step + 1} of the "
+            f"{length} TIM frames; lower the interval or raise tim_length"
+        )
+    return np.arange(n) * step
+
+
+def tim_then_sample(
+    frames,
+    num_frames: int,
+    *,
+    length: int = AMAN_TIM_LENGTH,
+    interval: int = 0,
+    axis: int = 1,
+    lengths=None,
+):
+    """Seed 003's input frames: `frames` TIM-normalised to `length` frames, then the
+    `sample_indices(num_frames, length, interval)` of them (see `tim` for the arguments)."""
+    index = sample_indices(num_frames, length, interval)
+    return jnp.take(tim(frames, length, axis=axis, lengths=lengths), index, axis=axis)

@@ -109,6 +109,8 @@ def test_registered_names_configs_and_features(tmp_path):
         "clip",
         "emotion",
         "action_units",
+        "action_unit_vector",
+        "action_units_coded",
         "objective_class",
         "onset",
         "apex",
@@ -117,6 +119,7 @@ def test_registered_names_configs_and_features(tmp_path):
         "apex_frame",
         "offset_frame",
         "repairs",
+        "missing_frames",
     }
     assert "Yan" in info.citation and "licensed" in info.description
 
@@ -167,6 +170,12 @@ def test_casme2_raw_onset_to_offset(casme2_tree, tmp_path):
         np.testing.assert_array_equal(ex["frames"], _reference(wanted))
     aus = [_text(e, "action_units") for e in examples]
     assert aus == ["12", "L10", "4+9", "1+2", "4+20", "14", "15"]  # 15.0 cell -> '15'
+    # The multi-hot over sheets.ACTION_UNITS (1..46 without 3, 40), placed by hand.
+    codes = [(12,), (10,), (4, 9), (1, 2), (4, 20), (14,), (15,)]
+    for ex, numbers in zip(examples, codes, strict=True):
+        assert ex["action_units_coded"] and list(ex["missing_frames"]) == []
+        hot = [n for n, bit in zip(sheets.ACTION_UNITS, ex["action_unit_vector"]) if bit]
+        assert tuple(hot) == numbers and ex["action_unit_vector"].shape == (44,)
     repairs = {_text(e, "clip"): _text(e, "repairs") for e in examples if e["repairs"]}
     assert repairs == {
         "casme2/sub01/EP03_02": "apex missing in the sheet: middle frame 12",
@@ -244,6 +253,8 @@ def test_smic_hs_and_vis(tmp_path):
             assert (ex["onset"], ex["apex"], ex["offset"]) == (0, -1, t - 1)
             assert (ex["onset_frame"], ex["apex_frame"], ex["offset_frame"]) == (first, -1, last)
             assert _text(ex, "repairs") == ""
+            # SMIC codes no action units: not coded, an all-zero vector (unknown, not 'none').
+            assert not ex["action_units_coded"] and not ex["action_unit_vector"].any()
             # .bmp is lossless: compare with the generated frames themselves (written as BGR).
             key = _text(ex, "clip")
             wanted = [

@@ -29,7 +29,7 @@ CASES = {
     ),
     "feature_refinement": (
         dict(shared_features=32, detector_features=8, head_features=16),
-        (28, 28, 2),
+        (16, 16, 2),
         np.float32,
         "sgd",
     ),

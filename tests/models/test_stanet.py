@@ -76,9 +76,9 @@ def _align_corners_upsample(x, size):
     return y
 
 
-def _temporal_attention(h, f):
-    """Eq. (3)-(5) for one clip, h (t, d), f (t, d')."""
-    c = np.tanh(h @ h.T)
+def _temporal_attention(h, f, scale=1.0):
+    """Eq. (3)-(5) for one clip, h (t, d), f (t, d'); `scale` s in C = tanh(s H^T H)."""
+    c = np.tanh(scale * (h @ h.T))
     p = c.sum(axis=1)
     w = np.exp(p - p.max()) / np.exp(p - p.max()).sum()
     return (1 + w)[:, None] * f, w, c
@@ -119,9 +119,11 @@ def test_parameter_counts_follow_layer_arithmetic():
 
     counts = {name: count(**kwargs) for name, kwargs in stanet.ABLATIONS.items()}
     assert counts["baseline"] == trunk == 389_636
-    # SAB adds the hourglass; TAB (Eq. 3-5) and the l1 term add no parameters.
-    assert counts["sab"] == counts["sab_l1"] == counts["sab_tab_l1"] == trunk + sab == 939_908
-    assert count(temporal_context="lstm") == trunk + sab + lstm
+    # SAB adds the hourglass; the l1 term adds no parameters; TAB (Eq. 3-5) adds those of
+    # the LSTM that gives H, none with H = F(X).
+    assert counts["sab"] == counts["sab_l1"] == trunk + sab == 939_908
+    assert counts["sab_tab_l1"] == trunk + sab + lstm == 1_465_220
+    assert count(temporal_context="features") == trunk + sab
 
 
 def test_baseline_has_no_mask_params():
@@ -139,6 +141,7 @@ def test_ablation_table_and_defaults():
     assert stanet.DEFAULT_INPUT_SHAPE == (20, 192, 192, 2)
     full = stanet.Model()
     assert all(getattr(full, k) == v for k, v in stanet.ABLATIONS["sab_tab_l1"].items())
+    assert full.temporal_context == "lstm" and full.affinity_scale is None
 
 
 # Shapes, Eq. (5) aggregation and Eq. (7) per ablation ----------------------------------------
@@ -146,7 +149,11 @@ def test_ablation_table_and_defaults():
 
 @pytest.mark.parametrize(
     "name,kwargs",
-    [*stanet.ABLATIONS.items(), ("lstm_context", {"temporal_context": "lstm"})],
+    [
+        *stanet.ABLATIONS.items(),
+        ("features_context", {"temporal_context": "features"}),
+        ("literal_eq3", {"temporal_context": "features", "affinity_scale": 1.0}),
+    ],
 )
 def test_ablation_outputs_and_aux_loss(name, kwargs):
     n, t, h, w, _ = SMALL
@@ -177,7 +184,8 @@ def test_ablation_outputs_and_aux_loss(name, kwargs):
     temporal = model.temporal_attention
     assert ("temporal_weights" in out) == temporal
     if temporal and model.temporal_context == "features":
-        refs = [_temporal_attention(f[i].astype(np.float64), f[i]) for i in range(n)]
+        scale = model.affinity_scale or 1 / np.sqrt(f.shape[-1])
+        refs = [_temporal_attention(f[i].astype(np.float64), f[i], scale) for i in range(n)]
         np.testing.assert_allclose(out["temporal_weights"], [r[1] for r in refs], rtol=1e-5)
         expected = np.stack([r[0].mean(axis=0) for r in refs])
     elif temporal:
@@ -190,18 +198,56 @@ def test_ablation_outputs_and_aux_loss(name, kwargs):
     np.testing.assert_allclose(out["pre_logits"], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_temporal_attention_matches_numpy():
+@pytest.mark.parametrize("scale", [1.0, 0.3])
+def test_temporal_attention_matches_numpy_in_float64(scale):
     rng = np.random.default_rng(0)
-    # Small-magnitude states so tanh(H^T H) is not saturated and the weights differ.
-    h = rng.normal(size=(3, 6, 5)).astype(np.float32) * 0.4
-    f = rng.normal(size=(3, 6, 7)).astype(np.float32)
-    out, weights, affinity = stanet.temporal_attention(jnp.asarray(h), jnp.asarray(f))
+    # Small-magnitude states so tanh(s H^T H) is not saturated and the weights differ.
+    h = rng.normal(size=(3, 6, 5)) * 0.4
+    f = rng.normal(size=(3, 6, 7))
+    with jax.enable_x64(True):
+        out, weights, affinity = stanet.temporal_attention(jnp.asarray(h), jnp.asarray(f), scale)
+        assert out.dtype == weights.dtype == jnp.float64
     for i in range(3):
-        ref_out, ref_w, ref_c = _temporal_attention(h[i].astype(np.float64), f[i])
-        np.testing.assert_allclose(affinity[i], ref_c, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(weights[i], ref_w, rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(out[i], ref_out, rtol=1e-5, atol=1e-6)
+        ref_out, ref_w, ref_c = _temporal_attention(h[i], f[i], scale)
+        np.testing.assert_allclose(affinity[i], ref_c, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(weights[i], ref_w, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(out[i], ref_out, rtol=1e-12, atol=1e-14)
     assert np.ptp(np.asarray(weights), axis=1).min() > 1e-2
+
+
+def test_literal_eq3_on_frame_features_saturates():
+    """Why the default scales H^T H: non-negative features like F(X)'s at initialisation
+    (d = 256, ~0.45 each) give C = tanh(H^T H) = 1, uniform weights and no gradient."""
+    h = np.abs(np.random.default_rng(1).normal(size=(2, 8, 256))) * 0.6
+    f = np.ones((2, 8, 3))
+
+    def weights(h, scale):
+        return stanet.temporal_attention(h, jnp.asarray(f), scale)[1]
+
+    np.testing.assert_allclose(weights(jnp.asarray(h), 1.0), 1 / 8, rtol=1e-6)
+    grad = jax.grad(lambda h: jnp.sum(weights(h, 1.0)[:, 0]))(jnp.asarray(h, jnp.float32))
+    assert float(jnp.abs(grad).max()) == 0.0
+
+
+def test_default_temporal_weights_differ_and_learn_at_init():
+    """The default (LSTM states, s = 1/sqrt(d)): on random input at initialisation the
+    weights are not uniform, and the loss has a gradient in the LSTM that shapes them."""
+    model = stanet.Model(num_classes=3, width=4)
+    x = jax.random.normal(jax.random.key(1), SMALL)
+    variables = jax.jit(model.init)(jax.random.key(0), x)
+    labels = jnp.array([0, 2])
+
+    def loss(params):
+        (logits, out), _ = model.apply(
+            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
+        )
+        ce = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
+        return ce, out["temporal_weights"]
+
+    grads, weights = jax.jit(jax.grad(loss, has_aux=True))(variables["params"])
+    assert np.ptp(np.asarray(weights), axis=1).min() > 1e-3
+    lstm = jax.tree_util.tree_leaves(grads["context_lstm"])
+    assert max(float(jnp.abs(g).max()) for g in lstm) > 1e-6
 
 
 # Bilinear up-sampling and the hourglass --------------------------------------------------------
@@ -279,6 +325,7 @@ def test_frame_encoder_applies_eq2_before_conv4():
         ({}, (2, 32, 32, 2), "argument 'x'.*\\(N, t, H, W, C\\)"),
         ({}, (1, 2, 16, 16, 2), "too small.*hourglass_depth=3.*32x32"),
         ({"temporal_context": "gru"}, SMALL, "temporal_context"),
+        ({"affinity_scale": 0.0}, SMALL, "'affinity_scale'=0.0 must be > 0"),
         ({"spatial_attention": False}, SMALL, "l1_lambda"),
     ],
 )

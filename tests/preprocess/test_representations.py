@@ -82,6 +82,28 @@ def test_sequence_and_stack_representations(clip):
     assert moved[1] > 1.5 * moved[0]
 
 
+def test_aman_stack_samples_frames_of_the_tim_clip(clip):
+    """Seed 003: TIM to tim_length frames, then num_frames of them at the interval; factor 1
+    is the frame itself, so the stack's first factor is those frames (NumPy: tim_matrix)."""
+    from mer_jax.preprocess import tim
+
+    frames = np.stack(
+        [representations.resize(f, 16) for f in clip.frames[clip.onset : clip.offset + 1]]
+    ).astype(np.float64)
+    for extra, index in [({}, [0, 4, 8, 12, 16]), ({"tim_length": 5}, [0, 1, 2, 3, 4]),
+                         ({"tim_length": 12, "frame_interval": 2}, [0, 2, 4, 6, 8])]:  # fmt: skip
+        spec = input_spec(image_size=16, num_frames=5, factors=(1,), **extra)
+        stack = representations.aman_stack_input(clip, spec)
+        matrix = tim.tim_matrix(len(frames), extra.get("tim_length", 20))[index]
+        expected = np.einsum("st,thwc->shwc", matrix, frames)
+        assert np.abs(stack[:, 0].astype(float) - np.clip(np.rint(expected), 0, 255)).max() <= 1
+    with pytest.raises(ValueError, match="5 frames every 4 need 17 of the 12 TIM frames"):
+        representations.aman_stack_input(
+            clip, input_spec(image_size=16, num_frames=5, factors=(1,), tim_length=12,
+                             frame_interval=4)
+        )  # fmt: skip
+
+
 def test_evm_apex_representation_magnifies(clip):
     spec = input_spec(image_size=32, channels=3)
     out = representations.evm_apex_input(clip, spec)
@@ -110,13 +132,15 @@ def test_aman_stack_with_a_learned_magnifier_checkpoint(clip, tmp_path):
     spec = input_spec(image_size=16, num_frames=3, factors=(1, 4), magnifier_checkpoint=str(path))
     stack = representations.aman_stack_input(clip, spec)
     assert stack.shape == (3, 2, 16, 16, 3) and stack.dtype == np.uint8
-    # The network applied directly to the TIM-resampled onset..offset frames gives the stack.
+    # The network applied directly to the sampled frames gives the stack: onset..offset TIM'd
+    # to 20 frames, 3 of them every (20 - 1) // (3 - 1) = 9 from the first (seed 003 Sec. 2.1).
     from mer_jax.preprocess import tim
 
     frames = np.stack(
         [representations.resize(f, 16) for f in clip.frames[clip.onset : clip.offset + 1]]
     )
-    frames = np.clip(np.asarray(tim.tim(frames[None] / 255.0, 3)), 0.0, 1.0).astype(np.float32)
+    frames = np.asarray(tim.tim(frames[None] / 255.0, 20))[:, [0, 9, 18]]
+    frames = np.clip(frames, 0.0, 1.0).astype(np.float32)
     loaded = magnifier.load_npz(path)
     direct = np.asarray(magnifier.magnify_against_onset(loaded, frames, (1, 4), onset=0))[0]
     direct = np.clip(np.rint(np.moveaxis(direct, 0, 1) * 255.0), 0, 255)

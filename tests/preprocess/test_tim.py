@@ -107,3 +107,45 @@ def test_bad_input_errors():
         tim.tim(jnp.ones((2, 5, 3), jnp.uint8), 4)
     with pytest.raises(ValueError, match="n_in=0"):
         tim.tim_matrix(0, 3)
+
+
+@pytest.mark.parametrize(
+    "n,length,interval,expected",
+    [
+        (11, 20, 0, list(range(11))),  # seed 003: n = 11 of 20 -> every frame, 0..10
+        (7, 20, 0, [0, 3, 6, 9, 12, 15, 18]),  # (20 - 1) // (7 - 1) = 3
+        (15, 20, 0, list(range(15))),
+        (20, 20, 0, list(range(20))),  # the paper's largest n
+        (1, 20, 0, [0]),
+        (5, 20, 2, [0, 2, 4, 6, 8]),
+        (11, 11, 0, list(range(11))),  # TIM straight to n
+    ],
+)
+def test_sample_indices_start_at_the_first_frame_at_one_interval(n, length, interval, expected):
+    assert tim.sample_indices(n, length, interval).tolist() == expected
+
+
+def test_sample_indices_refuse_what_does_not_fit():
+    with pytest.raises(ValueError, match="need 1 <= num_frames <= tim_length"):
+        tim.sample_indices(21, 20)
+    with pytest.raises(ValueError, match="11 frames every 2 need 21 of the 20 TIM frames"):
+        tim.sample_indices(11, 20, 2)
+
+
+def test_tim_then_sample_on_a_ramp_clip():
+    """A clip whose frame t is filled with t. TIM of 39 frames to 20 puts node j at t = 1 + 2j
+    (1-based), an input frame, which TIM returns exactly: sampled frame i is input frame
+    2 * i * step. Any other length: the NumPy matrix rows of the sampled frames."""
+    ramp = np.broadcast_to(np.arange(39.0)[:, None, None, None], (39, 3, 2, 1))
+    out = np.asarray(tim.tim_then_sample(jnp.asarray(ramp[None]), 7, length=20))[0]
+    assert out.shape == (7, 3, 2, 1)
+    np.testing.assert_allclose(out[:, 0, 0, 0], 2.0 * 3 * np.arange(7), atol=1e-4)
+    clip = np.random.default_rng(0).random((13, 4, 4, 3))
+    for n, length, interval in [(11, 20, 0), (5, 9, 2), (6, 6, 0)]:
+        index = tim.sample_indices(n, length, interval)
+        expected = np.einsum("st,thwc->shwc", tim.tim_matrix(13, length)[index], clip)
+        got = tim.tim_then_sample(clip[None], n, length=length, interval=interval)[0]
+        np.testing.assert_allclose(np.asarray(got), expected, atol=1e-5)
+    np.testing.assert_allclose(  # length n, interval 1: TIM straight to n frames
+        np.asarray(tim.tim_then_sample(clip[None], 6, length=6)), np.asarray(tim.tim(clip[None], 6))
+    )
