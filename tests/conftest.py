@@ -25,10 +25,11 @@ from mer_jax import config  # noqa: E402
 # first: xdist hands out whole files in collection order, so starting with these keeps
 # the two processes busy to the end instead of one waiting on a late heavy file.
 COMPILE_HEAVY = (
+    "tests/engine/test_engine_models.py",
     "tests/test_distributed.py",
     "tests/test_resume.py",
-    "tests/engine/test_engine_models.py",
     "tests/test_attention_maps.py",
+    "tests/test_experiments.py",
     "tests/test_gradcam.py",
     "tests/models/test_layers.py",
     "tests/engine/test_engine.py",

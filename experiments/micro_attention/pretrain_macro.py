@@ -64,6 +64,8 @@ def get_config(arg=None):
         c.input.label_scheme = ""
         c.input.image_size = 56
         c.augment.crop_size = 48
+        # The window in pixels scales with the image: 6 of 224 px is 1.5 of 56.
+        c.augment.smooth_max = 2
         c.model_kwargs.width = 16
         c.train.epochs = 12
         c.train.batch_size = 16
