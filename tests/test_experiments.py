@@ -198,3 +198,18 @@ def test_summary_shows_each_task_as_mean_and_sd_over_seeds():
     sd = np.std([0.25, 0.75], ddof=1)
     assert "## Per task (mean ± sd over 2 seeds)" in text
     assert f"| Exp.7: C->H | 0.5000 ± {sd:.4f} |" in text
+
+
+def test_markdown_catalogue_and_a_bad_variant_is_one_line(capsys):
+    assert cli.main(["experiments", "--markdown", "--dir", str(EXPERIMENTS)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    configs = {p for p, _ in TABLES}
+    assert lines[0].startswith("| seed | table | config |") and len(lines) == 2 + len(configs)
+    path = EXPERIMENTS / "micro_attention" / "table6_loso.py"
+    assert cli.main(["experiments", "run", f"{path}:synthetic", "--variants", "cifar"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"mer-jax: error: --variants: 'cifar' is not a variant of {path} ("
+        + ", ".join(experiments.module_of(path).VARIANTS)
+        + ")"
+    ]

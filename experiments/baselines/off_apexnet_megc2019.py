@@ -14,7 +14,7 @@ rate 0.00005, 500 epochs, batch 256; `ststnet_megc2019.py`). Replace them with t
 before quoting a reproduction.
 
     mer-jax sweep experiments/baselines/off_apexnet_megc2019.py
-    mer-jax sweep experiments/baselines/off_apexnet_megc2019.py:synthetic   # CPU minutes
+    mer-jax sweep experiments/baselines/off_apexnet_megc2019.py:synthetic   # CPU, about 2 min
 
 `:synthetic`: the synthetic MEGC 2019-shaped composite's stored view
 (`synthetic_me/megc2019_flow_28`; LOSO over its 68 subjects, the synthetic corpus has no

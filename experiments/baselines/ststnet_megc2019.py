@@ -14,7 +14,7 @@ for SMIC which has none, the mid-clip frame (`ground_truth_else_mid_clip`); the 
 SMIC's apex with D&C-RoIs, which mer_jax does not implement.
 
     mer-jax sweep experiments/baselines/ststnet_megc2019.py
-    mer-jax sweep experiments/baselines/ststnet_megc2019.py:synthetic   # CPU minutes
+    mer-jax sweep experiments/baselines/ststnet_megc2019.py:synthetic   # CPU, about 80 s
 
 `:synthetic`: the synthetic MEGC 2019-shaped composite's stored view
 (`synthetic_me/megc2019_flow_28_strain`; LOSO over its 68 subjects, the synthetic corpus

@@ -15,8 +15,9 @@ epoch's weights, which the work dir exports.
     mer-jax sweep experiments/micro_attention/pretrain_macro.py:synthetic    # CPU, ~1 min
 
 `:synthetic` pre-trains the quick-start-sized network (width 16, 56 px grey
-apex, crops of 48) on `synthetic_me/macro5_apex_56`: four synthetic "datasets"
-with 8 px movements and the synthetic corpus's five classes.
+apex, crops of 48, smoothing windows <= 2: the paper's 6 px of 224 scaled to 56) on
+`synthetic_me/macro5_apex_56`: four synthetic "datasets" with 8 px movements and the
+synthetic corpus's five classes.
 Not run at full size in this repository; the paper gives no epoch count (60
 here: three steps of the schedule). Sec. 4.2 reports 99.33% on the held-out
 part (`c.paper`: the pre-training's line in `mer-jax experiments`).
