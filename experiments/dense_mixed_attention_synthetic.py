@@ -12,6 +12,8 @@ sub-corpora, 3 classes.
 
 `--set model_kwargs.attention="'none'"` (or 'channel', 'spatial') and
 `--set model_kwargs.backbone="'residual'"` give the ablations of Tables 11-12.
+LOSO here: the synthetic corpus has no official list. On the real composite use the table
+configs (experiments/dense_mixed_attention/, protocol `cde_megc2019`, docs/experiments.md).
 """
 
 from mer_jax import config as config_lib

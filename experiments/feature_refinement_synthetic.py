@@ -10,6 +10,8 @@ for :quick, `casme2_flow_28`: views stored at build time); SGD without momentum,
 
 `--set model_kwargs.proposal=False` is Basic Inception;
 `--set model_kwargs.attention=False` FR-fc; `--set model_kwargs.fusion="'concat'"` FR-concatenated.
+LOSO here: the synthetic corpus has no official list. On the real composite use the table
+configs (experiments/feature_refinement/, protocol `cde_megc2019_442`, docs/experiments.md).
 """
 
 from mer_jax import config as config_lib
