@@ -102,7 +102,7 @@ def describe(
 ) -> dict:
     """Counts of `table` over the samples (JSON-ready).
 
-    Keys: num_samples, num_folds, class_names, per_fold_metrics, notes,
+    Keys: num_samples, num_folds, class_names, per_fold_metrics, per_task_metrics, notes,
     pooled (samples in some fold, their subjects and classes; test
     predictions and their classes), by_dataset (samples, used, subjects,
     class_counts, tested), folds (per fold: name, train/test sizes, subjects,
@@ -135,6 +135,7 @@ def describe(
         "num_folds": table.num_folds,
         "class_names": list(class_names),
         "per_fold_metrics": table.per_fold_metrics,
+        "per_task_metrics": bool(table.tasks),
         "notes": list(table.notes),
         "pooled": pooled,
         "by_dataset": _by_dataset(used, times_tested, subjects, labels, class_names, datasets),
@@ -152,6 +153,8 @@ def render(summary: dict) -> str:
     width = max([8, *(len(c) for c in classes)])
     pooled = summary["pooled"]
     scoring = "per fold" if summary["per_fold_metrics"] else "pooled over folds"
+    if summary.get("per_task_metrics"):
+        scoring = "per task, each task's folds pooled"
     head = f"protocol {summary['protocol']}: " if "protocol" in summary else ""
     lines = [
         f"{head}{summary['num_folds']} folds over {pooled['samples']} of "

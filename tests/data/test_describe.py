@@ -97,6 +97,7 @@ def test_describe_counts_match_loops(protocol):
     assert summary["by_dataset"] == by_dataset
     assert summary["pooled"] == pooled
     assert summary["per_fold_metrics"] == (protocol == "hde")
+    assert summary["per_task_metrics"] is False
     json.dumps(summary)  # JSON-ready: plain ints, strs, lists, dicts.
     text = describe.render(summary)
     all_row = next(line for line in text.splitlines() if line.startswith("all "))
@@ -200,3 +201,17 @@ def test_cli_reads_real_builders_through_the_protocols_label_scheme(tmp_path, ca
     assert _cli([*argv[:2], *argv[3:], "--labels", "smic_3class"]) == 0
     text = capsys.readouterr().out
     assert "2 folds over 5 of 5 samples, 2 subjects (metrics pooled over folds)" in text
+
+
+def test_describe_says_a_five_fold_task_is_scored_on_its_pooled_folds():
+    """Seed 002 CDMER: a task's five target folds are scored together (metrics.by_task)."""
+    rng = np.random.default_rng(0)
+    datasets = np.array(["casme2"] * 20 + ["smic"] * 20)
+    subjects = np.array([f"{d}/s{i % 10}" for i, d in enumerate(datasets)])
+    labels = rng.integers(0, 3, 40)
+    table = protocols.make_folds(
+        "cdmer_5fold_casme2_to_smic_hs", subjects, datasets=datasets, labels=labels
+    )
+    summary = describe.describe(table, subjects, labels, CLASSES, datasets)
+    assert summary["per_task_metrics"] is True
+    assert "(metrics per task, each task's folds pooled)" in describe.render(summary)
