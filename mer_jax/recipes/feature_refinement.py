@@ -54,6 +54,20 @@ SDE_LABEL_SCHEMES = {
     "samm": ("samm", "nps_others_4class"),
 }
 RUNS = 10
+# The paper's CDE figures of FR and its ablations (UF1, UAR; Tables 1, 2 and 6 repeat them):
+# 'all' = the composite, per dataset where Table 2 gives it.
+CDE_FIGURES = {
+    "fr": {
+        "all": {"uf1": 0.7838, "uar": 0.7832},
+        "smic": {"uf1": 0.7011, "uar": 0.7083},
+        "casme2": {"uf1": 0.8915, "uar": 0.8873},
+        "samm": {"uf1": 0.7372, "uar": 0.7155},
+    },
+    "dual_inception": {"all": {"uf1": 0.7322, "uar": 0.7278}},
+    "basic_inception": {"all": {"uf1": 0.7360, "uar": 0.7391}},
+    "fr_fc": {"all": {"uf1": 0.7377, "uar": 0.7443}},
+    "fr_concatenated": {"all": {"uf1": 0.7632, "uar": 0.7727}},
+}
 # The tables' stand-ins: frames of the MEGC 2019 composite in miniature (12 subjects, 60
 # clips) and of the four CDMER databases in miniature (20 subjects, 63 clips); the 28x28
 # flow computed at load time.
