@@ -101,7 +101,8 @@ def describe(path: pathlib.Path, variant: str, synthetic: bool = False) -> dict:
     config = config_lib.load(f"{path}:{arg}" if arg else str(path))
     p = config.paper
     figures = {
-        row: {m: _figure_text(v) for m, v in metrics.items()} for row, metrics in p.reported.items()
+        row: {m: _figure_text(*np.atleast_1d(v)) for m, v in metrics.items()}
+        for row, metrics in p.reported.items()
     }
     return {
         "config": str(path),
@@ -135,12 +136,6 @@ def _paper_order(row: dict) -> tuple:
     kind = {"Sec": 0, "Table": 1, "Fig": 2}.get(row["table"].split(" ")[0].rstrip("."), 3)
     number = re.findall(r"\d+", row["table"])
     return row["seed"], kind, int(number[0]) if number else 0
-
-
-def _figure_text(value) -> str:
-    if isinstance(value, tuple | list):
-        return f"{value[0]:.4f} ± {value[1]:.4f}"
-    return f"{value:.4f}"
 
 
 # ------------------------------------------------------------------ paper beside ours
@@ -214,7 +209,8 @@ def comparison(results: Mapping) -> list[dict]:
     return out
 
 
-def _mean_sd_text(mean, sd) -> str:
+def _figure_text(mean, sd=None) -> str:
+    """'0.7632', '0.7632 ± 0.0100' or 'n/a' (no figure)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
     return f"{mean:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
@@ -230,8 +226,8 @@ def comparison_markdown(rows: Sequence[dict], *, variant_column: bool = False) -
         cells = [r.get("variant", "")] * variant_column + [
             r["row"],
             METRIC_NAMES[r["metric"]],
-            _mean_sd_text(r["paper"], r["paper_sd"]),
-            _mean_sd_text(r["ours"], r["ours_sd"]),
+            _figure_text(r["paper"], r["paper_sd"]),
+            _figure_text(r["ours"], r["ours_sd"]),
             str(r["seeds"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
